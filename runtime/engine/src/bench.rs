@@ -1,0 +1,240 @@
+//! `weir bench`: the Nexmark queries and the two reference jobs, unthrottled, each in its own
+//! `weir run` process so that its peak memory is its own. Prints events/s and peak RSS.
+//!
+//! Figures are recorded in `docs/benchmarks.md` with the command that produced them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Events per Nexmark query.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub nexmark_events: u64,
+    /// Rows per datagen job.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub datagen_rows: u64,
+    /// Parallelism of every job.
+    #[arg(long, short = 'p', default_value_t = 1)]
+    pub parallelism: usize,
+    /// Only these jobs (e.g. q0,q5,stateless,window); all when empty.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Runs of each job; the best is reported.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+}
+
+/// One benchmark job: its SQL, and how many events it processes.
+pub struct BenchJob {
+    pub name: &'static str,
+    pub sql: String,
+    pub events: u64,
+}
+
+pub fn nexmark_tables(events: u64) -> String {
+    let with = |table: &str| {
+        format!(
+            "'connector' = 'nexmark', 'table' = '{table}', 'events.num' = '{events}', 'first-event.rate' = '10000000', 'next-event.rate' = '10000000'"
+        )
+    };
+    format!(
+        "CREATE TABLE person (id BIGINT, name STRING, emailAddress STRING, creditCard STRING, city STRING, state STRING, dateTime TIMESTAMP(3), extra STRING, WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND) WITH ({});\n\
+         CREATE TABLE auction (id BIGINT, itemName STRING, description STRING, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra STRING, WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND) WITH ({});\n\
+         CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, dateTime TIMESTAMP(3), extra STRING, WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND) WITH ({});\n",
+        with("person"),
+        with("auction"),
+        with("bid")
+    )
+}
+
+pub fn datagen_bids(rows: u64) -> String {
+    format!(
+        "CREATE TABLE bids (seq BIGINT, auction INT, bidder INT, price INT, ts AS TO_TIMESTAMP_LTZ(seq / 10, 3), WATERMARK FOR ts AS ts - INTERVAL '4' SECOND) WITH (\
+         'connector' = 'datagen', 'rows-per-second' = '1000000000', \
+         'fields.seq.kind' = 'sequence', 'fields.seq.start' = '1', 'fields.seq.end' = '{rows}', \
+         'fields.auction.min' = '0', 'fields.auction.max' = '9999', \
+         'fields.price.min' = '1', 'fields.price.max' = '1000');\n"
+    )
+}
+
+/// Every benchmark job, in the order they run.
+pub fn jobs(args: &BenchArgs) -> Vec<BenchJob> {
+    let n = args.nexmark_events;
+    let nexmark = |name: &'static str, query: &str| BenchJob {
+        name,
+        sql: format!("{}{query}", nexmark_tables(n)),
+        events: n,
+    };
+    let rows = args.datagen_rows;
+    vec![
+        nexmark(
+            "q0",
+            "CREATE TABLE sink (auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra STRING) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT auction, bidder, price, dateTime, extra FROM bid;",
+        ),
+        nexmark(
+            "q1",
+            "CREATE TABLE sink (auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra STRING) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid;",
+        ),
+        nexmark(
+            "q2",
+            "CREATE TABLE sink (auction BIGINT, price BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;",
+        ),
+        nexmark(
+            "q5",
+            "CREATE TABLE sink (auction BIGINT, num BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT AuctionBids.auction, AuctionBids.num FROM (\n\
+               SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime\n\
+               FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))\n\
+               GROUP BY auction, window_start, window_end\n\
+             ) AS AuctionBids JOIN (\n\
+               SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime FROM (\n\
+                 SELECT count(*) AS num, window_start AS starttime, window_end AS endtime\n\
+                 FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))\n\
+                 GROUP BY auction, window_start, window_end\n\
+               ) AS CountBids GROUP BY CountBids.starttime, CountBids.endtime\n\
+             ) AS MaxBids\n\
+             ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime AND AuctionBids.num >= MaxBids.maxn;",
+        ),
+        nexmark(
+            "q7",
+            "CREATE TABLE sink (auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra STRING) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra FROM bid B JOIN (\n\
+               SELECT MAX(price) AS maxprice, window_end AS dateTime\n\
+               FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+               GROUP BY window_start, window_end\n\
+             ) B1 ON B.price = B1.maxprice\n\
+             WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime;",
+        ),
+        nexmark(
+            "q8",
+            "CREATE TABLE sink (id BIGINT, name STRING, stime TIMESTAMP(3)) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO sink SELECT P.id, P.name, P.starttime FROM (\n\
+               SELECT id, name, window_start AS starttime, window_end AS endtime\n\
+               FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+               GROUP BY id, name, window_start, window_end\n\
+             ) P JOIN (\n\
+               SELECT seller, window_start AS starttime, window_end AS endtime\n\
+               FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+               GROUP BY seller, window_start, window_end\n\
+             ) A ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
+        ),
+        BenchJob {
+            name: "stateless",
+            sql: format!(
+                "{}CREATE TABLE sink (auction INT, bidder INT, price DECIMAL(38, 3), ts TIMESTAMP_LTZ(3)) WITH ('connector' = 'blackhole');\n\
+                 INSERT INTO sink SELECT auction, bidder, price * 0.908, ts FROM bids WHERE price > 100;",
+                datagen_bids(rows)
+            ),
+            events: rows,
+        },
+        BenchJob {
+            name: "window",
+            sql: format!(
+                "{}CREATE TABLE sink (auction INT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, max_price INT) WITH ('connector' = 'blackhole');\n\
+                 INSERT INTO sink SELECT auction, window_start, window_end, COUNT(*), MAX(price)\n\
+                 FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+                 GROUP BY auction, window_start, window_end;",
+                datagen_bids(rows)
+            ),
+            events: rows,
+        },
+    ]
+}
+
+struct Figures {
+    seconds: f64,
+    peak_rss_bytes: u64,
+}
+
+fn run_one(job: &BenchJob, parallelism: usize, dir: &std::path::Path) -> anyhow::Result<Figures> {
+    let sql_path = dir.join(format!("{}.sql", job.name));
+    let stats_path = dir.join(format!("{}.json", job.name));
+    std::fs::write(&sql_path, &job.sql)?;
+    let exe = std::env::current_exe().context("cannot find the weir executable")?;
+    let started = Instant::now();
+    let output = Command::new(exe)
+        .arg("run")
+        .arg("--quiet")
+        .arg("--parallelism")
+        .arg(parallelism.to_string())
+        .arg("--stats-json")
+        .arg(&stats_path)
+        .arg(&sql_path)
+        .output()?;
+    let wall = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            job.name,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let stats = std::fs::read_to_string(&stats_path)?;
+    let field = |name: &str| -> Option<f64> {
+        let start = stats.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let rest = &stats[start..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().ok()
+    };
+    Ok(Figures {
+        // The job's own time, from the first task start to the end; not process start-up.
+        seconds: field("seconds").unwrap_or(wall),
+        peak_rss_bytes: field("peak_rss_bytes").unwrap_or(0.0) as u64,
+    })
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let dir: PathBuf = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "{:<10} {:>12} {:>10} {:>14} {:>12}",
+        "job", "events", "seconds", "events/s", "peak RSS MB"
+    );
+    let mut failures = Vec::new();
+    for job in jobs(args) {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == job.name) {
+            continue;
+        }
+        let mut best: Option<Figures> = None;
+        for _ in 0..args.runs.max(1) {
+            match run_one(&job, args.parallelism, &dir) {
+                Ok(f) => {
+                    if best.as_ref().is_none_or(|b| f.seconds < b.seconds) {
+                        best = Some(f);
+                    }
+                }
+                Err(e) => {
+                    failures.push(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        match best {
+            Some(f) => println!(
+                "{:<10} {:>12} {:>10.2} {:>14.0} {:>12.1}",
+                job.name,
+                job.events,
+                f.seconds,
+                job.events as f64 / f.seconds,
+                f.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+            ),
+            None => println!("{:<10} failed", job.name),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} benchmark job(s) failed", failures.len())
+    }
+}

@@ -1,0 +1,719 @@
+//! Flink's `json` format: one JSON object per line, field names equal to column names
+//! (case-sensitive), unknown fields ignored, a missing field null (or an error with
+//! `json.fail-on-missing-field`).
+//!
+//! Values convert like Flink's `JsonToRowDataConverters`: numbers may also come as strings, a
+//! STRING column takes any scalar's text (and a nested object or array as its JSON text),
+//! timestamps are `yyyy-MM-dd HH:mm:ss[.fraction]` or ISO-8601 with `T`, TIMESTAMP_LTZ with
+//! a trailing `Z`, bytes are base64. Written objects list every column in declared order,
+//! nulls as `null`, NaN and infinities as strings like Jackson writes them.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use super::JsonOptions;
+use super::io_error;
+use super::source::FileReader;
+use super::values::{
+    ColumnReader, Kind, RowBuilder, Value, bad_value, format_value, kinds_of, parse_text,
+};
+use crate::error::{Error, Result};
+
+/// Nesting deeper than this is refused rather than risking the stack.
+const MAX_DEPTH: usize = 128;
+
+/// A JSON value as found in a line; strings without escapes borrow from it.
+#[derive(Debug, Clone, PartialEq)]
+enum Json<'a> {
+    Null,
+    Bool(bool),
+    /// The number's text, as written.
+    Number(&'a str),
+    Str(Cow<'a, str>),
+    /// An object or array, as its JSON text.
+    Nested(&'a str),
+}
+
+/// A recursive-descent reader of one line of JSON.
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Parser { text, at: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.at += 1;
+        }
+    }
+
+    fn error(&self, expected: &str) -> String {
+        match self.text[self.at..].chars().next() {
+            Some(c) => format!(
+                "invalid JSON: expected {expected} but found '{c}' at column {}",
+                self.at + 1
+            ),
+            None => format!("invalid JSON: expected {expected} but the line ended"),
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        self.skip_space();
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.error(&format!("'{}'", char::from(byte))))
+        }
+    }
+
+    /// The whole line as one object: calls `field` for each member.
+    fn object(&mut self, mut field: impl FnMut(Cow<'a, str>, Json<'a>)) -> Result<(), String> {
+        self.expect(b'{')?;
+        self.skip_space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                self.skip_space();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("a field name"));
+                }
+                let name = self.string()?;
+                self.expect(b':')?;
+                let value = self.value(1)?;
+                field(name, value);
+                self.skip_space();
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b'}') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("',' or '}'")),
+                }
+            }
+        }
+        self.skip_space();
+        if self.at != self.text.len() {
+            return Err(self.error("the end of the line"));
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json<'a>, String> {
+        self.skip_space();
+        match self.peek() {
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b'{' | b'[') => {
+                let start = self.at;
+                self.skip_nested(depth)?;
+                Ok(Json::Nested(&self.text[start..self.at]))
+            }
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.error("a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json<'a>) -> Result<Json<'a>, String> {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.error(&format!("'{word}'")))
+        }
+    }
+
+    fn number(&mut self) -> Result<Json<'a>, String> {
+        let start = self.at;
+        let digits = |p: &mut Self| {
+            let from = p.at;
+            while matches!(p.peek(), Some(b'0'..=b'9')) {
+                p.at += 1;
+            }
+            p.at > from
+        };
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        if !digits(self) {
+            return Err(self.error("a digit"));
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !digits(self) {
+                return Err(self.error("a digit"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(self.error("a digit"));
+            }
+        }
+        Ok(Json::Number(&self.text[start..self.at]))
+    }
+
+    /// A string starting at the opening quote.
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        self.at += 1;
+        let start = self.at;
+        let bytes = self.bytes();
+        // Fast path: no escapes.
+        while let Some(&b) = bytes.get(self.at) {
+            match b {
+                b'"' => {
+                    let text = &self.text[start..self.at];
+                    self.at += 1;
+                    return Ok(Cow::Borrowed(text));
+                }
+                b'\\' => break,
+                _ => self.at += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.at]);
+        loop {
+            let Some(c) = self.text[self.at..].chars().next() else {
+                return Err("invalid JSON: unterminated string".into());
+            };
+            self.at += c.len_utf8();
+            match c {
+                '"' => return Ok(Cow::Owned(out)),
+                '\\' => {
+                    let escape = self.peek().ok_or_else(|| self.error("an escape"))?;
+                    self.at += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => out.push(self.unicode_escape()?),
+                        _ => {
+                            self.at -= 1;
+                            return Err(self.error("an escape"));
+                        }
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let hex = self
+            .text
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("4 hex digits"))?;
+        let value = u32::from_str_radix(hex, 16).map_err(|_| self.error("4 hex digits"))?;
+        self.at += 4;
+        Ok(value)
+    }
+
+    /// After `\u`: one code point, joining a surrogate pair.
+    fn unicode_escape(&mut self) -> Result<char, String> {
+        let high = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&high) {
+            if !self.text[self.at..].starts_with("\\u") {
+                return Err(self.error("the second half of a surrogate pair"));
+            }
+            self.at += 2;
+            let low = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return Err("invalid JSON: bad surrogate pair".into());
+            }
+            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+        } else {
+            high
+        };
+        char::from_u32(code).ok_or_else(|| "invalid JSON: bad \\u escape".into())
+    }
+
+    fn skip_nested(&mut self, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("invalid JSON: nested deeper than {MAX_DEPTH}"));
+        }
+        let object = self.peek() == Some(b'{');
+        let close = if object { b'}' } else { b']' };
+        self.at += 1;
+        self.skip_space();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            if object {
+                self.skip_space();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("a field name"));
+                }
+                self.string()?;
+                self.expect(b':')?;
+            }
+            self.value(depth + 1)?;
+            self.skip_space();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error(&format!("',' or '{}'", char::from(close)))),
+            }
+        }
+    }
+}
+
+/// Reads one JSON-lines file.
+pub(crate) struct JsonReader {
+    path: PathBuf,
+    input: BufReader<File>,
+    options: JsonOptions,
+    schema: SchemaRef,
+    kinds: Vec<Kind>,
+    columns: HashMap<String, usize>,
+    builder: RowBuilder,
+    line: u64,
+    skipped: u64,
+    done: bool,
+    raw: Vec<u8>,
+}
+
+impl JsonReader {
+    pub(crate) fn open(path: &Path, schema: SchemaRef, options: JsonOptions) -> Result<Self> {
+        let kinds = kinds_of(&schema).map_err(|message| Error::Format {
+            path: path.to_path_buf(),
+            line: 0,
+            message,
+        })?;
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(index, field)| (field.name().clone(), index))
+            .collect();
+        Ok(JsonReader {
+            path: path.to_path_buf(),
+            input: BufReader::new(file),
+            options,
+            builder: RowBuilder::new(schema.clone(), kinds.clone())?,
+            schema,
+            kinds,
+            columns,
+            line: 0,
+            skipped: 0,
+            done: false,
+            raw: Vec::new(),
+        })
+    }
+
+    /// Read the next non-blank line into `self.raw`; false at the end of the file.
+    fn read_line(&mut self) -> Result<bool> {
+        loop {
+            self.raw.clear();
+            let read = self
+                .input
+                .read_until(b'\n', &mut self.raw)
+                .map_err(|e| io_error(&self.path, e))?;
+            if read == 0 {
+                return Ok(false);
+            }
+            self.line += 1;
+            if !self.raw.iter().all(u8::is_ascii_whitespace) {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// A line as one value per column.
+    fn decode<'l>(&self, raw: &'l [u8]) -> Result<Vec<Value<'l>>, String> {
+        let line =
+            std::str::from_utf8(raw).map_err(|_| "the line is not valid UTF-8".to_string())?;
+        let mut found: Vec<Option<Json<'l>>> = vec![None; self.kinds.len()];
+        Parser::new(line.trim_end()).object(|name, value| {
+            if let Some(index) = self.columns.get(name.as_ref()) {
+                found[*index] = Some(value);
+            }
+        })?;
+        let mut row = Vec::with_capacity(self.kinds.len());
+        for ((json, kind), column) in found.into_iter().zip(&self.kinds).zip(self.schema.fields()) {
+            let value = match json {
+                None if self.options.fail_on_missing_field => {
+                    return Err(format!("field `{}` is missing", column.name()));
+                }
+                None => Value::Null,
+                Some(json) => convert(json, *kind).map_err(|(text, reason)| {
+                    bad_value(column.name(), column.data_type(), &text, &reason)
+                })?,
+            };
+            if matches!(value, Value::Null) && !column.is_nullable() {
+                return Err(format!(
+                    "column `{}` is NOT NULL but the value is null",
+                    column.name()
+                ));
+            }
+            row.push(value);
+        }
+        Ok(row)
+    }
+
+    fn reject(&mut self, message: String) -> Result<()> {
+        if self.options.ignore_parse_errors {
+            self.skipped += 1;
+            tracing::debug!(path = %self.path.display(), line = self.line, %message, "skipping malformed JSON row");
+            Ok(())
+        } else {
+            Err(Error::Format {
+                path: self.path.clone(),
+                line: self.line,
+                message,
+            })
+        }
+    }
+}
+
+/// A JSON value as a column value; the error is the value's text and the reason.
+fn convert(json: Json<'_>, kind: Kind) -> Result<Value<'_>, (String, String)> {
+    let misfit = |what: &str| format!("a JSON {what} does not fit the column");
+    match json {
+        Json::Null => Ok(Value::Null),
+        Json::Bool(b) => match kind {
+            Kind::Bool => Ok(Value::Bool(b)),
+            Kind::Utf8 => Ok(Value::Str(Cow::Borrowed(if b { "true" } else { "false" }))),
+            _ => Err((b.to_string(), misfit("boolean"))),
+        },
+        Json::Number(text) => match kind {
+            Kind::Utf8 => Ok(Value::Str(Cow::Borrowed(text))),
+            kind if is_numeric(kind) => {
+                parse_text(kind, text).map_err(|reason| (text.to_string(), reason))
+            }
+            _ => Err((text.to_string(), misfit("number"))),
+        },
+        Json::Nested(text) => match kind {
+            Kind::Utf8 => Ok(Value::Str(Cow::Borrowed(text))),
+            _ => {
+                let what = if text.starts_with('[') {
+                    "array"
+                } else {
+                    "object"
+                };
+                Err((text.to_string(), misfit(what)))
+            }
+        },
+        // A string is parsed from its text for any column type, as Flink does.
+        Json::Str(Cow::Borrowed(text)) => {
+            parse_text(kind, text).map_err(|reason| (format!("\"{text}\""), reason))
+        }
+        Json::Str(Cow::Owned(text)) => parse_text(kind, &text)
+            .map(Value::into_static)
+            .map_err(|reason| (format!("\"{text}\""), reason)),
+    }
+}
+
+fn is_numeric(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int8
+            | Kind::Int16
+            | Kind::Int32
+            | Kind::Int64
+            | Kind::Float32
+            | Kind::Float64
+            | Kind::Decimal { .. }
+    )
+}
+
+impl FileReader for JsonReader {
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
+        while !self.done && self.builder.rows() < max_rows {
+            if !self.read_line()? {
+                self.done = true;
+                break;
+            }
+            let raw = std::mem::take(&mut self.raw);
+            let decoded = self.decode(&raw);
+            match decoded {
+                Ok(row) => self.builder.append(&row),
+                Err(message) => self.reject(message)?,
+            }
+            self.raw = raw;
+        }
+        if self.builder.rows() == 0 {
+            return Ok(None);
+        }
+        self.builder.finish().map(Some)
+    }
+
+    fn skipped_rows(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// Writes batches as JSON lines.
+pub(crate) struct JsonEncoder {
+    options: JsonOptions,
+    kinds: Vec<Kind>,
+    /// Each column's name, already quoted and escaped, with the colon.
+    keys: Vec<String>,
+    scratch: String,
+}
+
+impl JsonEncoder {
+    pub(crate) fn new(schema: &SchemaRef, options: JsonOptions) -> Result<Self, String> {
+        let keys = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let mut key = String::new();
+                push_json_string(field.name(), &mut key);
+                key.push(':');
+                key
+            })
+            .collect();
+        Ok(JsonEncoder {
+            options,
+            kinds: kinds_of(schema)?,
+            keys,
+            scratch: String::new(),
+        })
+    }
+
+    /// Append the batch's rows to `out`, one object per line.
+    pub(crate) fn encode(&mut self, batch: &RecordBatch, out: &mut String) -> Result<()> {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.kinds)
+            .map(|(array, kind)| ColumnReader::new(array, *kind))
+            .collect::<Result<Vec<_>>>()?;
+        for row in 0..batch.num_rows() {
+            out.push('{');
+            let mut first = true;
+            for (column, key) in columns.iter().zip(&self.keys) {
+                let value = column.value(row);
+                if matches!(value, Value::Null) && self.options.ignore_null_fields {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(key);
+                self.scratch.clear();
+                format_value(
+                    &value,
+                    column.kind(),
+                    self.options.iso_timestamps,
+                    &mut self.scratch,
+                );
+                let bare = match value {
+                    Value::Null => {
+                        out.push_str("null");
+                        continue;
+                    }
+                    Value::Bool(_) | Value::Int(_) | Value::Decimal(_) => true,
+                    Value::Float32(v) => v.is_finite(),
+                    Value::Float64(v) => v.is_finite(),
+                    Value::Str(_) | Value::Bytes(_) | Value::Date(_) | Value::Timestamp(_) => false,
+                };
+                if bare {
+                    out.push_str(&self.scratch);
+                } else {
+                    push_json_string(&self.scratch, out);
+                }
+            }
+            out.push_str("}\n");
+        }
+        Ok(())
+    }
+}
+
+/// `text` as a JSON string: quoted, with `"`, `\` and control characters escaped.
+fn push_json_string(text: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Int32Type};
+
+    use super::*;
+    use crate::connectors::filesystem::tests::{all_types_batch, read_table, round_trip, table};
+
+    fn read_json(
+        content: &str,
+        columns: &[(&str, DataType)],
+        options: &[(&str, &str)],
+    ) -> (Result<Vec<RecordBatch>>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("input.json");
+        std::fs::write(&file, content).unwrap();
+        let mut all = vec![("path", file.to_str().unwrap()), ("format", "json")];
+        all.extend_from_slice(options);
+        read_table(&table(columns, &all))
+    }
+
+    #[test]
+    fn json_round_trip_through_sink_and_source_reproduces_all_types_with_nulls() {
+        let (written, read) = round_trip("json", &[], all_types_batch());
+        assert_eq!(read, written);
+    }
+
+    #[test]
+    fn json_round_trip_with_iso_timestamps() {
+        let options = [("json.timestamp-format.standard", "ISO-8601")];
+        let (written, read) = round_trip("json", &options, all_types_batch());
+        assert_eq!(read, written);
+    }
+
+    #[test]
+    fn json_missing_fields_are_null_and_names_are_case_sensitive() {
+        let columns = [("id", DataType::Int32), ("Name", DataType::Utf8)];
+        let content = "{\"id\": 1, \"name\": \"lower\", \"extra\": [1, {\"a\": null}]}\n\n{\"Name\": \"x\\u00e9\\n\", \"id\": \"2\"}\n";
+        let (result, _) = read_json(content, &columns, &[]);
+        let batches = result.unwrap();
+        let batch = &batches[0];
+        assert_eq!(
+            batch.column(0).as_primitive::<Int32Type>(),
+            &Int32Array::from(vec![1, 2])
+        );
+        assert_eq!(
+            batch.column(1).as_string::<i32>(),
+            &StringArray::from(vec![None, Some("xé\n")])
+        );
+    }
+
+    #[test]
+    fn json_fail_on_missing_field_names_the_field_and_line() {
+        let columns = [("id", DataType::Int32), ("name", DataType::Utf8)];
+        let content = "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2}\n";
+        let (result, _) = read_json(content, &columns, &[("json.fail-on-missing-field", "true")]);
+        let Err(Error::Format { line, message, .. }) = result else {
+            panic!("expected a format error, got {result:?}")
+        };
+        assert_eq!(line, 2);
+        assert!(message.contains("`name` is missing"), "{message}");
+    }
+
+    #[test]
+    fn json_malformed_row_error_names_file_line_column_and_value() {
+        let columns = [
+            ("id", DataType::Int32),
+            (
+                "ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+            ),
+        ];
+        let content =
+            "{\"id\": 1, \"ts\": \"2024-01-01 00:00:00\"}\n{\"id\": 2, \"ts\": \"yesterday\"}\n";
+        let (result, _) = read_json(content, &columns, &[]);
+        let Err(Error::Format {
+            path,
+            line,
+            message,
+        }) = result
+        else {
+            panic!("expected a format error, got {result:?}")
+        };
+        assert!(path.ends_with("input.json"));
+        assert_eq!(line, 2);
+        assert!(
+            message.contains("column `ts`") && message.contains("yesterday"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn json_ignore_parse_errors_skips_and_counts_bad_rows() {
+        let columns = [("id", DataType::Int32)];
+        let content = "{\"id\": 1}\n{\"id\": }\nnot json\n{\"id\": 3000000000}\n{\"id\": 5}\n";
+        let (result, skipped) =
+            read_json(content, &columns, &[("json.ignore-parse-errors", "true")]);
+        let ids: Vec<i32> = result
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec())
+            .collect();
+        assert_eq!(ids, vec![1, 5]);
+        assert_eq!(skipped, 3);
+    }
+
+    #[test]
+    fn json_encoder_writes_flink_style_objects() {
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("s", DataType::Utf8, true),
+            arrow::datatypes::Field::new("n", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                std::sync::Arc::new(StringArray::from(vec![Some("a\"b"), None])),
+                std::sync::Arc::new(arrow::array::Float64Array::from(vec![
+                    Some(f64::NAN),
+                    Some(2.5),
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut encoder = JsonEncoder::new(&schema, JsonOptions::default()).unwrap();
+        let mut out = String::new();
+        encoder.encode(&batch, &mut out).unwrap();
+        assert_eq!(
+            out,
+            "{\"s\":\"a\\\"b\",\"n\":\"NaN\"}\n{\"s\":null,\"n\":2.5}\n"
+        );
+    }
+
+    #[test]
+    fn json_parser_rejects_trailing_text_and_bad_escapes() {
+        let parse = |line: &str| Parser::new(line).object(|_, _| {});
+        assert!(parse("{\"a\": 1} x").is_err());
+        assert!(parse("{\"a\": \"\\q\"}").is_err());
+        assert!(parse("{\"a\": 01x}").is_err());
+        assert!(parse("{\"a\": \"\\ud83d\\ude00\", \"b\": [[], {}]}").is_ok());
+    }
+}

@@ -1,0 +1,311 @@
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Int64Type, TimestampMillisecondType};
+
+use super::generator::BASE_TIME_MS;
+use super::*;
+use crate::connectors::SourceEvent;
+use crate::connectors::test_util::{rows_as_text, run_source, source_context, table};
+use crate::types::timestamp_type;
+
+/// A stand-in for the SQL front end, enough for the DDL constants: columns `name TYPE`, a
+/// skipped `WATERMARK` clause, and `WITH ('k' = 'v', …)`.
+fn parse_ddl(ddl: &str) -> TableDef {
+    let name = ddl
+        .trim()
+        .strip_prefix("CREATE TABLE ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("CREATE TABLE name");
+    let open = ddl.find('(').expect("column list");
+    let close = ddl.find(") WITH (").expect("WITH clause");
+    let columns: Vec<(&str, DataType)> = ddl[open + 1..close]
+        .split(",\n")
+        .map(str::trim)
+        .filter(|item| !item.is_empty() && !item.starts_with("WATERMARK"))
+        .map(|item| {
+            let (column, sql_type) = item.split_once(' ').expect("name and type");
+            let data_type = match sql_type.trim() {
+                "BIGINT" => DataType::Int64,
+                "STRING" => DataType::Utf8,
+                "TIMESTAMP(3)" => timestamp_type(),
+                other => panic!("type {other} in the DDL"),
+            };
+            (column, data_type)
+        })
+        .collect();
+    let with = &ddl[close + ") WITH (".len()..ddl.rfind(')').expect("closing parenthesis")];
+    let options: Vec<(&str, &str)> = with
+        .split(',')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').expect("'key' = 'value'");
+            (
+                key.trim().trim_matches('\''),
+                value.trim().trim_matches('\''),
+            )
+        })
+        .collect();
+    table(name, &columns, &options)
+}
+
+fn with_options(def: &TableDef, extra: &[(&str, &str)]) -> TableDef {
+    let mut def = def.clone();
+    for (key, value) in extra {
+        def.options.insert(key.to_string(), value.to_string());
+    }
+    def
+}
+
+fn count_rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn all(batches: &[RecordBatch]) -> RecordBatch {
+    concat_batches(&batches[0].schema(), batches).expect("same schema")
+}
+
+#[test]
+fn the_documented_ddl_declares_valid_nexmark_tables() {
+    for (ddl, columns) in [(PERSON_DDL, 8), (AUCTION_DDL, 10), (BID_DDL, 7)] {
+        let def = parse_ddl(ddl);
+        assert_eq!(def.columns.len(), columns, "{}", def.name);
+        NexmarkConnector
+            .validate(&def, true)
+            .expect("the documented DDL validates");
+        let def = with_options(&def, &[("events.num", "100")]);
+        let batch = all(&run_source(&NexmarkConnector, &def, 0, 1, 64).expect("runs"));
+        assert_eq!(batch.num_columns(), columns);
+        assert_eq!(batch.schema(), def.physical_schema());
+    }
+}
+
+#[test]
+fn nexmark_proportions_over_5000_events_are_100_300_4600() {
+    let mut counts = Vec::new();
+    for ddl in [PERSON_DDL, AUCTION_DDL, BID_DDL] {
+        let def = with_options(&parse_ddl(ddl), &[("events.num", "5000")]);
+        counts.push(count_rows(
+            &run_source(&NexmarkConnector, &def, 0, 1, 1000).expect("runs"),
+        ));
+    }
+    assert_eq!(counts, [100, 300, 4600]);
+}
+
+#[test]
+fn nexmark_output_is_deterministic_for_the_same_event_numbers() {
+    for ddl in [PERSON_DDL, AUCTION_DDL, BID_DDL] {
+        let def = with_options(&parse_ddl(ddl), &[("events.num", "3000")]);
+        let first = all(&run_source(&NexmarkConnector, &def, 0, 1, 100).expect("runs"));
+        let again = all(&run_source(&NexmarkConnector, &def, 0, 1, 33).expect("runs"));
+        assert_eq!(first, again, "{}", def.name);
+    }
+}
+
+#[test]
+fn nexmark_over_3_subtasks_equals_a_single_subtask_as_multisets() {
+    for ddl in [PERSON_DDL, AUCTION_DDL, BID_DDL] {
+        let def = with_options(&parse_ddl(ddl), &[("events.num", "10007")]);
+        let mut single =
+            rows_as_text(&run_source(&NexmarkConnector, &def, 0, 1, 256).expect("runs"));
+        let mut parallel = Vec::new();
+        for subtask in 0..3 {
+            let batches = run_source(&NexmarkConnector, &def, subtask, 3, 256).expect("runs");
+            parallel.extend(rows_as_text(&batches));
+        }
+        single.sort_unstable();
+        parallel.sort_unstable();
+        assert_eq!(single.len(), parallel.len(), "{}", def.name);
+        assert!(
+            single == parallel,
+            "{}: subtasks differ from a single subtask",
+            def.name
+        );
+    }
+}
+
+#[test]
+fn declared_columns_may_be_a_subset_in_any_order() {
+    let full = with_options(&parse_ddl(BID_DDL), &[("events.num", "2000")]);
+    let subset = table(
+        "bids",
+        &[("DATETIME", timestamp_type()), ("price", DataType::Int64)],
+        &[
+            ("connector", "nexmark"),
+            ("table", "bid"),
+            ("events.num", "2000"),
+        ],
+    );
+    NexmarkConnector
+        .validate(&subset, true)
+        .expect("a subset validates");
+    let full = all(&run_source(&NexmarkConnector, &full, 0, 1, 500).expect("runs"));
+    let subset = all(&run_source(&NexmarkConnector, &subset, 0, 1, 500).expect("runs"));
+    assert_eq!(subset.column(0), full.column(5));
+    assert_eq!(subset.column(1), full.column(2));
+}
+
+#[test]
+fn bids_refer_to_existing_ids_and_advance_in_event_time() {
+    let def = with_options(&parse_ddl(BID_DDL), &[("events.num", "50000")]);
+    let batch = all(&run_source(&NexmarkConnector, &def, 0, 1, 4096).expect("runs"));
+    let auction = batch.column(0).as_primitive::<Int64Type>();
+    let bidder = batch.column(1).as_primitive::<Int64Type>();
+    let price = batch.column(2).as_primitive::<Int64Type>();
+    let time = batch.column(5).as_primitive::<TimestampMillisecondType>();
+    // 50000 events hold 1000 persons and 3000 auctions; a few ids lead ahead by up to 10.
+    assert!(
+        auction
+            .values()
+            .iter()
+            .all(|a| (1000..1000 + 3010).contains(a))
+    );
+    assert!(
+        bidder
+            .values()
+            .iter()
+            .all(|b| (1000..1000 + 1010).contains(b))
+    );
+    assert!(
+        price
+            .values()
+            .iter()
+            .all(|p| (100..=100_000_000).contains(p))
+    );
+    assert!(time.values().windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(time.value(0), BASE_TIME_MS);
+    // 50000 events at 10000 events/s span five seconds.
+    assert!(time.value(time.len() - 1) < BASE_TIME_MS + 5_000);
+    let extra = batch.column(6).as_string::<i32>();
+    let average = extra.values().len() as f64 / extra.len() as f64;
+    assert!(
+        (60.0..76.0).contains(&average),
+        "average extra length {average}"
+    );
+    let hot = auction.values().iter().filter(|a| **a % 100 == 0).count();
+    assert!(hot > batch.num_rows() / 3, "hot auctions: {hot}");
+}
+
+#[test]
+fn persons_and_auctions_have_plausible_fields() {
+    let persons = with_options(&parse_ddl(PERSON_DDL), &[("events.num", "5000")]);
+    let batch = all(&run_source(&NexmarkConnector, &persons, 0, 1, 1000).expect("runs"));
+    let id = batch.column(0).as_primitive::<Int64Type>();
+    assert_eq!(id.values().to_vec(), (1000..1100).collect::<Vec<i64>>());
+    let email = batch.column(2).as_string::<i32>();
+    assert!(
+        email
+            .iter()
+            .flatten()
+            .all(|e| e.contains('@') && e.ends_with(".com"))
+    );
+    let card = batch.column(3).as_string::<i32>();
+    assert!(
+        card.iter()
+            .flatten()
+            .all(|c| c.len() == 19 && c.split(' ').count() == 4)
+    );
+
+    let auctions = with_options(&parse_ddl(AUCTION_DDL), &[("events.num", "5000")]);
+    let batch = all(&run_source(&NexmarkConnector, &auctions, 0, 1, 1000).expect("runs"));
+    let id = batch.column(0).as_primitive::<Int64Type>();
+    assert_eq!(id.values().to_vec(), (1000..1300).collect::<Vec<i64>>());
+    let initial = batch.column(3).as_primitive::<Int64Type>();
+    let reserve = batch.column(4).as_primitive::<Int64Type>();
+    assert!(
+        initial
+            .values()
+            .iter()
+            .zip(reserve.values())
+            .all(|(i, r)| r > i)
+    );
+    let time = batch.column(5).as_primitive::<TimestampMillisecondType>();
+    let expires = batch.column(6).as_primitive::<TimestampMillisecondType>();
+    assert!(
+        time.values()
+            .iter()
+            .zip(expires.values())
+            .all(|(t, e)| e > t)
+    );
+    let category = batch.column(8).as_primitive::<Int64Type>();
+    assert!(category.values().iter().all(|c| (10..15).contains(c)));
+}
+
+#[test]
+fn bad_declarations_and_options_name_the_problem() {
+    let error = |def: &TableDef| {
+        NexmarkConnector
+            .validate(def, true)
+            .expect_err("invalid table")
+            .to_string()
+    };
+    let bid = parse_ddl(BID_DDL);
+
+    let mut missing = bid.clone();
+    missing.options.remove("table");
+    assert!(error(&missing).contains("missing required option 'table'"));
+
+    let message = error(&with_options(&bid, &[("table", "bids")]));
+    assert!(message.contains("'table' = 'bids'"), "{message}");
+
+    let message = error(&with_options(&bid, &[("events.rates", "5")]));
+    assert!(
+        message.contains("'events.rates'") && message.contains("events.rate"),
+        "{message}"
+    );
+
+    let message = error(&with_options(&bid, &[("first-event.rate", "0")]));
+    assert!(message.contains("'first-event.rate'"), "{message}");
+
+    let unknown = table(
+        "bids",
+        &[("itemName", DataType::Utf8)],
+        &[("connector", "nexmark"), ("table", "bid")],
+    );
+    let message = error(&unknown);
+    assert!(
+        message.contains("'itemName'") && message.contains("auction BIGINT"),
+        "{message}"
+    );
+
+    let wrong_type = table(
+        "bids",
+        &[("price", DataType::Int32)],
+        &[("connector", "nexmark"), ("table", "bid")],
+    );
+    let message = error(&wrong_type);
+    assert!(
+        message.contains("'price'") && message.contains("BIGINT"),
+        "{message}"
+    );
+
+    assert!(NexmarkConnector.validate(&bid, false).is_err());
+}
+
+#[test]
+fn events_rate_throttles_the_wall_clock_rate() {
+    let def = with_options(&parse_ddl(BID_DDL), &[("events.rate", "1000")]);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&def, 0, 1, 4096))
+        .expect("creates");
+    match source.poll_next().expect("polls") {
+        // One 50 ms bucket at 1000 events/s: 50 events, 46 of them bids.
+        SourceEvent::Batch(batch) => assert!(batch.num_rows() <= 50, "{}", batch.num_rows()),
+        other => panic!("expected a batch, got {other:?}"),
+    }
+}
+
+/// Measures single-core throughput; run with `--ignored` on an idle machine.
+#[test]
+#[ignore = "benchmark"]
+fn nexmark_bid_throughput_on_one_core() {
+    let def = with_options(&parse_ddl(BID_DDL), &[("events.num", "20000000")]);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&def, 0, 1, 8192))
+        .expect("creates");
+    let start = std::time::Instant::now();
+    let mut rows = 0;
+    while let SourceEvent::Batch(batch) = source.poll_next().expect("polls") {
+        rows += batch.num_rows();
+    }
+    let rate = rows as f64 / start.elapsed().as_secs_f64();
+    eprintln!("nexmark: {rows} bids, {:.1} M bids/s", rate / 1e6);
+}

@@ -1,0 +1,99 @@
+//! The sending side of edges between tasks: forward, hash by key group, rebalance.
+//!
+//! Batches are split by target subtask with one `take` per target; watermarks, idleness and
+//! the end of the stream are broadcast to every target. Sends block when a target's bounded
+//! channel is full, which is how a slow operator back-pressures its inputs.
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use crossbeam_channel::Sender;
+
+use crate::dataflow::graph::Partitioning;
+use crate::dataflow::key_group::{hash_columns, key_group, subtask_for_key_group};
+use crate::dataflow::message::{Message, Timestamp};
+use crate::error::{Error, Result};
+
+/// A message on a task's input channel, tagged with the channel it came from.
+pub type Envelope = (u32, Message);
+
+pub struct Target {
+    pub sender: Sender<Envelope>,
+    /// This sender's channel id in the receiving task's numbering.
+    pub channel: u32,
+}
+
+pub struct OutputEdge {
+    pub partitioning: Partitioning,
+    pub max_parallelism: usize,
+    /// One per downstream subtask for hash and rebalance; just one for forward.
+    pub targets: Vec<Target>,
+    next: usize,
+    last_watermark: Timestamp,
+}
+
+impl OutputEdge {
+    pub fn new(partitioning: Partitioning, max_parallelism: usize, targets: Vec<Target>) -> Self {
+        OutputEdge {
+            partitioning,
+            max_parallelism,
+            targets,
+            next: 0,
+            last_watermark: Timestamp::MIN,
+        }
+    }
+
+    fn send(&self, target: usize, message: Message) -> Result<()> {
+        let t = &self.targets[target];
+        t.sender
+            .send((t.channel, message))
+            .map_err(|_| Error::execution("exchange", "a downstream task stopped"))
+    }
+
+    pub fn send_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let n = self.targets.len();
+        match &self.partitioning {
+            _ if n == 1 => self.send(0, Message::Batch(batch)),
+            Partitioning::Forward => self.send(0, Message::Batch(batch)),
+            Partitioning::Rebalance => {
+                let target = self.next;
+                self.next = (self.next + 1) % n;
+                self.send(target, Message::Batch(batch))
+            }
+            Partitioning::Hash(keys) if keys.is_empty() => self.send(0, Message::Batch(batch)),
+            Partitioning::Hash(keys) => {
+                let columns: Vec<_> = keys.iter().map(|k| batch.column(*k).clone()).collect();
+                let hashes = hash_columns(&columns, batch.num_rows())?;
+                let mut indices: Vec<Vec<u32>> = vec![Vec::new(); n];
+                for (row, hash) in hashes.iter().enumerate() {
+                    let kg = key_group(*hash, self.max_parallelism);
+                    indices[subtask_for_key_group(kg, self.max_parallelism, n)].push(row as u32);
+                }
+                for (target, rows) in indices.into_iter().enumerate() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let part = if rows.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        take_record_batch(&batch, &UInt32Array::from(rows))?
+                    };
+                    self.send(target, Message::Batch(part))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn broadcast(&mut self, message: Message) -> Result<()> {
+        if let Message::Watermark(w) = message {
+            if w <= self.last_watermark {
+                return Ok(());
+            }
+            self.last_watermark = w;
+        }
+        for target in 0..self.targets.len() {
+            self.send(target, message.clone())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The dataflow: messages, the operator trait, key groups, the job graph, and the executor
+//! that runs it.
+
+pub mod exchange;
+pub mod executor;
+pub mod graph;
+pub mod key_group;
+pub mod message;
+pub mod metrics;
+pub mod operator;
+pub mod state;
+pub mod watermark;

@@ -1,0 +1,605 @@
+//! Window TVF aggregation in event time — `GROUP BY window_start, window_end, keys` over TUMBLE,
+//! HOP, CUMULATE or SESSION — with Flink's semantics: windows are epoch-aligned (plus an
+//! offset), a window fires when the watermark reaches `window_end - 1`, and a row's
+//! contribution to a window that has already fired is dropped (per window: a HOP or CUMULATE row
+//! still counts in the later windows it belongs to).
+//!
+//! State is a map from (window end, window start) to that window's groups, each a key (in
+//! Arrow's row format) and an accumulator slot ([`Accumulators`]). A batch is assigned to
+//! slots one window "pass" at a time (a HOP row is in `size / slide` windows: one pass each) and
+//! each aggregate then updates the whole batch in one loop. SESSION windows are kept per key and
+//! merged as rows arrive, as Flink's `MergingWindowSet` does.
+//!
+//! When more (window, key) entries are in memory than the memory limit, whole windows are
+//! spilled to the state backend, latest end first, until half the limit is left: each entry
+//! becomes one key-value pair in the entry's key group, with the key
+//! `order(end) ++ order(start) ++ key bytes ++ spill round (u64 big-endian)`, where `order(v)` is
+//! `v` with its sign bit flipped, big-endian, so keys sort by window. The value is the slot's
+//! accumulator state. A window's partial states are found again with one prefix scan
+//! (`order(end) ++ order(start)`) per key group it spilled to, merged into the in-memory entry
+//! when the window fires (or when a session merges), and deleted.
+
+mod assign;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use weir_state::{StateBackend, StateId, WriteOp};
+
+use crate::dataflow::key_group::KeyGroup;
+use crate::dataflow::message::{RowKind, Timestamp, row_kinds};
+use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::error::{Error, Result};
+use crate::operators::aggregate::{
+    Accumulators, AggregateCall, FastMap, GroupKeys, LazyKeyGroups, ValueBuilder,
+};
+
+/// A window of the window TVFs; all lengths in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumble {
+        size: i64,
+        offset: i64,
+    },
+    Hop {
+        size: i64,
+        slide: i64,
+        offset: i64,
+    },
+    Cumulate {
+        max_size: i64,
+        step: i64,
+        offset: i64,
+    },
+    Session {
+        gap: i64,
+    },
+}
+
+/// One column of the output, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputColumn {
+    /// A key column: an index into `key_columns`.
+    Key(usize),
+    WindowStart,
+    WindowEnd,
+    /// `window_end - 1`, the rowtime of the result.
+    WindowTime,
+    /// An aggregate: an index into `aggregates`.
+    Aggregate(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowAggregateSpec {
+    pub window: WindowKind,
+    /// The event-time column (an Arrow millisecond timestamp).
+    pub time_column: usize,
+    pub key_columns: Vec<usize>,
+    pub aggregates: Vec<AggregateCall>,
+    pub output: Vec<OutputColumn>,
+    pub output_schema: SchemaRef,
+}
+
+/// In-memory (window, key) entries above which partial accumulators are spilled.
+pub const DEFAULT_MEMORY_LIMIT: usize = 1_000_000;
+
+/// Fired windows are emitted in batches of about this many rows.
+const OUTPUT_BATCH_ROWS: usize = 8192;
+
+/// Whether a window ending at `end` has fired once the watermark is `watermark`.
+#[inline]
+fn fired(end: Timestamp, watermark: Timestamp) -> bool {
+    end.saturating_sub(1) <= watermark
+}
+
+/// The window's groups: key bytes → slot, and the key groups its spilled entries went to.
+#[derive(Default)]
+struct WindowEntry {
+    groups: FastMap<Box<[u8]>, u32>,
+    spilled: BTreeSet<KeyGroup>,
+}
+
+/// The windows and their entries.
+#[derive(Default)]
+struct Windows {
+    /// (end, start) → the window's groups.
+    map: BTreeMap<(Timestamp, Timestamp), WindowEntry>,
+    /// SESSION only: key → its live sessions as (start, end), sorted.
+    sessions: FastMap<Box<[u8]>, Vec<(Timestamp, Timestamp)>>,
+    /// (window, key) entries held in memory.
+    in_memory: usize,
+}
+
+/// What is built from the first batch's schema: key encoding and accumulators.
+struct Core {
+    keys: GroupKeys,
+    accs: Accumulators,
+    /// The key group of each slot's key (where a spilled entry goes).
+    slot_key_group: Vec<KeyGroup>,
+}
+
+impl Core {
+    fn alloc(&mut self, key_group: KeyGroup) -> u32 {
+        let slot = self.accs.alloc();
+        let i = slot as usize;
+        if self.slot_key_group.len() <= i {
+            self.slot_key_group.resize(i + 1, 0);
+        }
+        self.slot_key_group[i] = key_group;
+        slot
+    }
+}
+
+/// The state backend and where this operator's state lives in it.
+struct Store {
+    backend: Box<dyn StateBackend>,
+    id: StateId,
+    /// Counts spill rounds; the suffix that keeps one entry's spills apart.
+    round: u64,
+}
+
+/// `v` as 8 bytes that sort like the number.
+fn order_bytes(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn window_prefix(end: Timestamp, start: Timestamp) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(16);
+    prefix.extend_from_slice(&order_bytes(end));
+    prefix.extend_from_slice(&order_bytes(start));
+    prefix
+}
+
+const SPILL_SUFFIX: usize = 8;
+
+pub struct WindowAggregate {
+    spec: WindowAggregateSpec,
+    task: TaskInfo,
+    store: Store,
+    memory_limit: usize,
+    core: Option<Core>,
+    windows: Windows,
+    watermark: Timestamp,
+    late_rows: u64,
+    slots: Vec<u32>,
+    contributed: Vec<bool>,
+}
+
+impl WindowAggregate {
+    pub fn new(
+        spec: WindowAggregateSpec,
+        task: TaskInfo,
+        state: Box<dyn StateBackend>,
+        state_id: StateId,
+    ) -> Result<Self> {
+        validate(&spec, &task)?;
+        Ok(WindowAggregate {
+            spec,
+            task,
+            store: Store {
+                backend: state,
+                id: state_id,
+                round: 0,
+            },
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            core: None,
+            windows: Windows::default(),
+            watermark: i64::MIN,
+            late_rows: 0,
+            slots: Vec::new(),
+            contributed: Vec::new(),
+        })
+    }
+
+    /// Spill when more than `limit` (window, key) entries are in memory.
+    pub fn with_memory_limit(mut self, limit: usize) -> Self {
+        self.memory_limit = limit.max(1);
+        self
+    }
+
+    fn error(&self, message: impl Into<String>) -> Error {
+        Error::execution(self.task.operator.clone(), message)
+    }
+
+    /// Emit every window that fires at `watermark`, ordered by end, start, then key.
+    fn fire(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        let mut pending = Fired::default();
+        while let Some((&(end, start), _)) = self.windows.map.first_key_value() {
+            if !fired(end, watermark) {
+                break;
+            }
+            let Some(entry) = self.windows.map.remove(&(end, start)) else {
+                break;
+            };
+            let mut groups = entry.groups;
+            self.windows.in_memory -= groups.len();
+            if !entry.spilled.is_empty() {
+                restore_spilled(
+                    &mut self.store,
+                    core,
+                    &entry.spilled,
+                    end,
+                    start,
+                    &mut groups,
+                )?;
+            }
+            let mut items: Vec<(Box<[u8]>, u32)> = groups.into_iter().collect();
+            items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, slot) in items {
+                if let Some(list) = self.windows.sessions.get_mut(&key) {
+                    list.retain(|&w| w != (start, end));
+                    if list.is_empty() {
+                        self.windows.sessions.remove(&key);
+                    }
+                }
+                pending.starts.push(start);
+                pending.ends.push(end);
+                pending.keys.push(key);
+                pending.slots.push(slot);
+            }
+            if pending.slots.len() >= OUTPUT_BATCH_ROWS {
+                emit(&self.spec, core, &mut pending, out)?;
+            }
+        }
+        emit(&self.spec, core, &mut pending, out)
+    }
+
+    /// Spill whole windows, latest first, until at most half the limit is in memory.
+    fn maybe_spill(&mut self) -> Result<()> {
+        if self.windows.in_memory <= self.memory_limit {
+            return Ok(());
+        }
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        let target = self.memory_limit / 2;
+        let round = self.store.round;
+        self.store.round += 1;
+        let mut ops = Vec::new();
+        for (&(end, start), entry) in self.windows.map.iter_mut().rev() {
+            if self.windows.in_memory <= target {
+                break;
+            }
+            if entry.groups.is_empty() {
+                continue;
+            }
+            let prefix = window_prefix(end, start);
+            for (key, slot) in entry.groups.drain() {
+                let key_group = core.slot_key_group[slot as usize];
+                let mut k = Vec::with_capacity(prefix.len() + key.len() + SPILL_SUFFIX);
+                k.extend_from_slice(&prefix);
+                k.extend_from_slice(&key);
+                k.extend_from_slice(&round.to_be_bytes());
+                let mut value = Vec::new();
+                core.accs.write_state(slot, &mut value);
+                ops.push(WriteOp::Put {
+                    state: self.store.id,
+                    key_group,
+                    key: k,
+                    value,
+                });
+                entry.spilled.insert(key_group);
+                core.accs.release(slot);
+                self.windows.in_memory -= 1;
+            }
+        }
+        tracing::debug!(
+            operator = %self.task.operator,
+            entries = ops.len(),
+            "spilled window aggregate state"
+        );
+        self.store.backend.write_batch(ops)?;
+        Ok(())
+    }
+}
+
+/// Merge the spilled partial states of window (`end`, `start`) into `groups` (allocating slots
+/// for keys that are only spilled) and delete them from the backend.
+fn restore_spilled(
+    store: &mut Store,
+    core: &mut Core,
+    key_groups: &BTreeSet<KeyGroup>,
+    end: Timestamp,
+    start: Timestamp,
+    groups: &mut FastMap<Box<[u8]>, u32>,
+) -> Result<()> {
+    let prefix = window_prefix(end, start);
+    let mut deletes = Vec::new();
+    for &key_group in key_groups {
+        for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
+            if k.len() < prefix.len() + SPILL_SUFFIX {
+                continue;
+            }
+            let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
+            let slot = match groups.get(key) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = core.alloc(key_group);
+                    groups.insert(key.into(), slot);
+                    slot
+                }
+            };
+            core.accs.merge_encoded(slot, &value)?;
+            deletes.push(WriteOp::Delete {
+                state: store.id,
+                key_group,
+                key: k,
+            });
+        }
+    }
+    store.backend.write_batch(deletes)?;
+    Ok(())
+}
+
+/// Merge the spilled partial states of `key` in session (`end`, `start`) into `slot` and delete
+/// them from the backend.
+fn restore_spilled_key(
+    store: &mut Store,
+    core: &mut Core,
+    key_group: KeyGroup,
+    (end, start): (Timestamp, Timestamp),
+    key: &[u8],
+    slot: u32,
+) -> Result<()> {
+    let mut prefix = window_prefix(end, start);
+    prefix.extend_from_slice(key);
+    let mut deletes = Vec::new();
+    for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
+        // Only this key, not a longer key that starts with the same bytes.
+        if k.len() != prefix.len() + SPILL_SUFFIX {
+            continue;
+        }
+        core.accs.merge_encoded(slot, &value)?;
+        deletes.push(WriteOp::Delete {
+            state: store.id,
+            key_group,
+            key: k,
+        });
+    }
+    store.backend.write_batch(deletes)?;
+    Ok(())
+}
+
+/// Fired (window, key) rows waiting to be emitted.
+#[derive(Default)]
+struct Fired {
+    starts: Vec<Timestamp>,
+    ends: Vec<Timestamp>,
+    keys: Vec<Box<[u8]>>,
+    slots: Vec<u32>,
+}
+
+/// Emit the pending fired rows as one batch and release their slots.
+fn emit(
+    spec: &WindowAggregateSpec,
+    core: &mut Core,
+    pending: &mut Fired,
+    out: &mut Output,
+) -> Result<()> {
+    if pending.slots.is_empty() {
+        return Ok(());
+    }
+    let schema = &spec.output_schema;
+    let needs_keys = spec
+        .output
+        .iter()
+        .any(|c| matches!(c, OutputColumn::Key(_)));
+    let key_arrays = if needs_keys {
+        core.keys.decode(pending.keys.iter().map(|k| &k[..]))?
+    } else {
+        Vec::new()
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(spec.output.len());
+    let mut buf = Vec::new();
+    for (column, field) in spec.output.iter().zip(schema.fields()) {
+        let array: ArrayRef = match *column {
+            OutputColumn::Key(i) => {
+                let key = key_arrays.get(i).ok_or_else(|| {
+                    Error::execution("window aggregate", format!("no key column {i}"))
+                })?;
+                crate::operators::aggregate::cast_to(key, field.data_type())?
+            }
+            OutputColumn::WindowStart => timestamps(pending.starts.clone(), field.data_type())?,
+            OutputColumn::WindowEnd => timestamps(pending.ends.clone(), field.data_type())?,
+            OutputColumn::WindowTime => timestamps(
+                pending.ends.iter().map(|e| e.saturating_sub(1)).collect(),
+                field.data_type(),
+            )?,
+            OutputColumn::Aggregate(j) => {
+                let mut builder = ValueBuilder::new(field.data_type(), pending.slots.len())?;
+                for &slot in &pending.slots {
+                    buf.clear();
+                    core.accs.write_result(j, slot, &mut buf);
+                    builder.append(&mut buf.as_slice())?;
+                }
+                builder.finish()?
+            }
+        };
+        columns.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
+    for &slot in &pending.slots {
+        core.accs.release(slot);
+    }
+    pending.starts.clear();
+    pending.ends.clear();
+    pending.keys.clear();
+    pending.slots.clear();
+    out.batch(batch);
+    Ok(())
+}
+
+/// A timestamp column of the output field's type (normally millisecond, maybe with a zone).
+fn timestamps(values: Vec<Timestamp>, data_type: &DataType) -> Result<ArrayRef> {
+    match data_type {
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => Ok(Arc::new(
+            TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone()),
+        )),
+        other => {
+            let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(values));
+            Ok(arrow::compute::cast(&array, other)?)
+        }
+    }
+}
+
+/// The event times of a batch as milliseconds.
+fn event_times(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Ok(column.as_primitive::<TimestampMillisecondType>().clone())
+        }
+        DataType::Timestamp(_, _) | DataType::Int64 | DataType::Date32 | DataType::Date64 => {
+            let cast =
+                arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+            Ok(cast.as_primitive::<TimestampMillisecondType>().clone())
+        }
+        other => Err(Error::execution(
+            "window aggregate",
+            format!("the time attribute must be a timestamp, not {other}"),
+        )),
+    }
+}
+
+fn validate(spec: &WindowAggregateSpec, task: &TaskInfo) -> Result<()> {
+    let fail = |message: String| Err(Error::execution(task.operator.clone(), message));
+    match spec.window {
+        WindowKind::Tumble { size, .. } if size <= 0 => {
+            return fail(format!("TUMBLE size must be positive, got {size} ms"));
+        }
+        WindowKind::Hop { size, slide, .. } if slide <= 0 || size <= 0 || size % slide != 0 => {
+            return fail(format!(
+                "HOP size ({size} ms) must be a positive multiple of the slide ({slide} ms)"
+            ));
+        }
+        WindowKind::Cumulate { max_size, step, .. }
+            if step <= 0 || max_size <= 0 || max_size % step != 0 =>
+        {
+            return fail(format!(
+                "CUMULATE max size ({max_size} ms) must be a positive multiple of the step ({step} ms)"
+            ));
+        }
+        WindowKind::Session { gap } if gap <= 0 => {
+            return fail(format!("SESSION gap must be positive, got {gap} ms"));
+        }
+        _ => {}
+    }
+    let fields = spec.output_schema.fields();
+    if fields.len() != spec.output.len() {
+        return fail(format!(
+            "the output schema has {} columns but {} output columns are listed",
+            fields.len(),
+            spec.output.len()
+        ));
+    }
+    for (column, field) in spec.output.iter().zip(fields) {
+        match *column {
+            OutputColumn::Key(i) if i >= spec.key_columns.len() => {
+                return fail(format!("output column `{}` names key {i}", field.name()));
+            }
+            OutputColumn::Aggregate(j) if j >= spec.aggregates.len() => {
+                return fail(format!(
+                    "output column `{}` names aggregate {j}",
+                    field.name()
+                ));
+            }
+            OutputColumn::WindowStart | OutputColumn::WindowEnd | OutputColumn::WindowTime
+                if !matches!(field.data_type(), DataType::Timestamp(_, _)) =>
+            {
+                return fail(format!(
+                    "window column `{}` must be a timestamp, not {}",
+                    field.name(),
+                    field.data_type()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl Operator for WindowAggregate {
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.spec.output_schema)
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _out: &mut Output,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(kinds) = row_kinds(&batch)
+            && kinds.values().iter().any(|&k| k != RowKind::Insert as i8)
+        {
+            return Err(self.error(
+                "window aggregation over an updating input (update or delete rows) is not supported",
+            ));
+        }
+        let time_column = batch
+            .columns()
+            .get(self.spec.time_column)
+            .ok_or_else(|| self.error("the time column is missing from the input"))?;
+        let times = event_times(time_column)?;
+        if self.core.is_none() {
+            let schema = batch.schema();
+            self.core = Some(Core {
+                keys: GroupKeys::new(&self.spec.key_columns, &schema)?,
+                accs: Accumulators::new(&self.spec.aggregates, &schema, false)?,
+                slot_key_group: Vec::new(),
+            });
+        }
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        let key_columns = core.keys.columns(&batch)?;
+        let keys = core.keys.encode(&key_columns)?;
+        let args = core.accs.prepare(&batch)?;
+        let mut key_groups = LazyKeyGroups::new(&key_columns, n, self.task.max_parallelism);
+        let mut ctx = assign::Context {
+            windows: &mut self.windows,
+            core,
+            store: &mut self.store,
+            watermark: self.watermark,
+            slots: &mut self.slots,
+            late_rows: &mut self.late_rows,
+        };
+        match self.spec.window {
+            WindowKind::Session { gap } => {
+                assign::sessions(&mut ctx, gap, &times, &keys, &mut key_groups, &args)?
+            }
+            kind => assign::aligned(
+                &mut ctx,
+                kind,
+                &times,
+                &keys,
+                &mut key_groups,
+                &args,
+                &mut self.contributed,
+            )?,
+        }
+        self.maybe_spill()
+    }
+
+    fn process_watermark(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {
+        self.watermark = self.watermark.max(watermark);
+        self.fire(self.watermark, out)?;
+        out.watermark(watermark);
+        Ok(())
+    }
+
+    fn late_rows_dropped(&self) -> u64 {
+        self.late_rows
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! Keyed state for Weir's stream operators.
+//!
+//! A [`StateBackend`] stores byte keys and values, each filed under a key group (so state can be
+//! redistributed by key-group range when the job is rescaled) and a [`StateId`] (so several
+//! operators chained in one task share one backend without their keys colliding). Two backends
+//! implement it: [`RocksDbBackend`], the real one, one RocksDB instance per task under the job's
+//! state directory, and [`MemoryBackend`], for tests and small jobs.
+//!
+//! Operators are expected to keep hot state in memory and write through to the backend at
+//! watermark or checkpoint boundaries (or when memory is short), never once per row.
+
+mod error;
+mod key;
+mod memory;
+mod rocks;
+
+#[cfg(test)]
+mod conformance;
+
+pub use error::Error;
+pub use key::{KeyGroup, StateId, decode_key, encode_key};
+pub use memory::MemoryBackend;
+pub use rocks::RocksDbBackend;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One write in a [`StateBackend::write_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put {
+        state: StateId,
+        key_group: KeyGroup,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        state: StateId,
+        key_group: KeyGroup,
+        key: Vec<u8>,
+    },
+}
+
+/// Byte-keyed state, namespaced by state id and key group.
+pub trait StateBackend: Send {
+    fn get(&self, state: StateId, key_group: KeyGroup, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    fn put(&mut self, state: StateId, key_group: KeyGroup, key: &[u8], value: &[u8]) -> Result<()>;
+
+    fn delete(&mut self, state: StateId, key_group: KeyGroup, key: &[u8]) -> Result<()>;
+
+    /// Apply many writes at once (atomically where the backend can).
+    fn write_batch(&mut self, ops: Vec<WriteOp>) -> Result<()>;
+
+    /// All entries of `state` in `key_group` whose key starts with `prefix`, in key order.
+    fn scan_prefix(
+        &self,
+        state: StateId,
+        key_group: KeyGroup,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// All entries of `state` across every key group, in (key group, key) order.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the tuple is the documented (key group, key, value) entry of the fixed API"
+    )]
+    fn scan_state(&self, state: StateId) -> Result<Vec<(KeyGroup, Vec<u8>, Vec<u8>)>>;
+
+    /// Make everything written so far durable in the backend's own storage (a RocksDB flush).
+    fn flush(&mut self) -> Result<()>;
+}

@@ -1,0 +1,113 @@
+//! [`MemoryBackend`]: keyed state in a `BTreeMap`, for tests and small jobs.
+//!
+//! It stores the same encoded keys as [`RocksDbBackend`](crate::RocksDbBackend) in the same
+//! order, so it answers every [`StateBackend`] call exactly as RocksDB would, without touching
+//! disk. Nothing survives the process; [`StateBackend::flush`] does nothing.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::key::prefix_successor;
+use crate::{KeyGroup, Result, StateBackend, StateId, WriteOp, decode_key, encode_key};
+
+/// Keyed state held in memory, ordered by encoded key.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBackend {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Entries whose encoded key starts with `prefix`, in key order.
+    fn range_with_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
+        let upper = match prefix_successor(prefix) {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        self.entries
+            .range::<[u8], _>((Bound::Included(prefix), upper.as_ref().map(Vec::as_slice)))
+    }
+}
+
+impl StateBackend for MemoryBackend {
+    fn get(&self, state: StateId, key_group: KeyGroup, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .entries
+            .get(&encode_key(key_group, state, key))
+            .cloned())
+    }
+
+    fn put(&mut self, state: StateId, key_group: KeyGroup, key: &[u8], value: &[u8]) -> Result<()> {
+        self.entries
+            .insert(encode_key(key_group, state, key), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&mut self, state: StateId, key_group: KeyGroup, key: &[u8]) -> Result<()> {
+        self.entries.remove(&encode_key(key_group, state, key));
+        Ok(())
+    }
+
+    fn write_batch(&mut self, ops: Vec<WriteOp>) -> Result<()> {
+        for op in ops {
+            match op {
+                WriteOp::Put {
+                    state,
+                    key_group,
+                    key,
+                    value,
+                } => {
+                    self.entries
+                        .insert(encode_key(key_group, state, &key), value);
+                }
+                WriteOp::Delete {
+                    state,
+                    key_group,
+                    key,
+                } => {
+                    self.entries.remove(&encode_key(key_group, state, &key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_prefix(
+        &self,
+        state: StateId,
+        key_group: KeyGroup,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let full_prefix = encode_key(key_group, state, prefix);
+        self.range_with_prefix(&full_prefix)
+            .map(|(key, value)| {
+                let (_, _, user_key) = decode_key(key)?;
+                Ok((user_key.to_vec(), value.clone()))
+            })
+            .collect()
+    }
+
+    fn scan_state(&self, state: StateId) -> Result<Vec<(KeyGroup, Vec<u8>, Vec<u8>)>> {
+        // A full pass: fixing the state id in keys sorted by (key group, state, user key) leaves
+        // them sorted by (key group, user key), the order the trait promises.
+        let mut out = Vec::new();
+        for (key, value) in &self.entries {
+            let (key_group, entry_state, user_key) = decode_key(key)?;
+            if entry_state == state {
+                out.push((key_group, user_key.to_vec(), value.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
