@@ -143,8 +143,13 @@ impl StrColumn {
                 "a batch's string column exceeds 2 GiB; use a smaller batch size or length",
             ));
         }
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        let values = std::mem::take(&mut self.values);
+        // The buffers move into the array; the next batch starts with room for as much as
+        // this one held, so it does not regrow (and copy) its way up.
+        let mut next_offsets = Vec::with_capacity(self.offsets.len());
+        next_offsets.push(0);
+        let offsets = std::mem::replace(&mut self.offsets, next_offsets);
+        let next_values = Vec::with_capacity(self.values.len());
+        let values = std::mem::replace(&mut self.values, next_values);
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         Ok(StringArray::try_new(
             offsets,

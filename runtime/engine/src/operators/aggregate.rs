@@ -18,6 +18,7 @@ mod count;
 mod distinct;
 mod extremum;
 mod hash;
+mod key_map;
 mod keys;
 mod numeric;
 mod result;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result, SqlLocation};
 use crate::types::flink_type_name;
 
 pub(crate) use hash::FastMap;
+pub(crate) use key_map::KeyMap;
 pub(crate) use keys::{GroupKeys, KeyRows, LazyKeyGroups};
 pub(crate) use result::ValueBuilder;
 

@@ -27,7 +27,7 @@ use crate::dataflow::message::{ROW_KIND_COLUMN, RowKind, Timestamp, row_kinds};
 use crate::dataflow::operator::{Operator, Output, TaskInfo};
 use crate::error::{Error, Result};
 use crate::operators::aggregate::{
-    Accumulators, AggregateCall, FastMap, GroupKeys, LazyKeyGroups, ValueBuilder, cast_to, get_i64,
+    Accumulators, AggregateCall, GroupKeys, KeyMap, LazyKeyGroups, ValueBuilder, cast_to, get_i64,
     put_i64,
 };
 
@@ -71,7 +71,7 @@ pub struct GroupAggregate {
     state_id: StateId,
     memory_limit: usize,
     core: Option<Core>,
-    index: FastMap<Box<[u8]>, u32>,
+    index: KeyMap<u32>,
     meta: Vec<SlotMeta>,
     dirty: Vec<u32>,
     /// Some key was evicted: a key missing from memory may be in the backend.
@@ -110,7 +110,7 @@ impl GroupAggregate {
             state_id,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             core: None,
-            index: FastMap::default(),
+            index: KeyMap::default(),
             meta: Vec::new(),
             dirty: Vec::new(),
             evicted: false,
@@ -283,7 +283,7 @@ impl Operator for GroupAggregate {
                         dirty: false,
                         persisted: true,
                     };
-                    self.index.insert(key.into(), s);
+                    self.index.insert(key, s);
                     slot = Some(s);
                 }
             }
@@ -301,7 +301,7 @@ impl Operator for GroupAggregate {
                         key_group: key_groups.get(i)?,
                         ..SlotMeta::default()
                     };
-                    self.index.insert(key.into(), s);
+                    self.index.insert(key, s);
                     s
                 }
             };

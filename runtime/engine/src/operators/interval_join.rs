@@ -422,6 +422,7 @@ impl Operator for IntervalJoin {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::dataflow::message::RowKind;
@@ -502,7 +503,7 @@ mod tests {
             let (mut max_l, mut max_r) = (i64::MIN, i64::MIN);
             while li < left.len() || ri < right.len() {
                 let size = 1 + (lcg(&mut seed) % 5) as usize;
-                if (lcg(&mut seed) % 2 == 0 && li < left.len()) || ri >= right.len() {
+                if (lcg(&mut seed).is_multiple_of(2) && li < left.len()) || ri >= right.len() {
                     let end = (li + size).min(left.len());
                     op.process_batch(0, batch(&left[li..end], None), &mut out)
                         .unwrap();

@@ -203,9 +203,7 @@ impl JoinCore {
         let left_converter = row_converter(&side_types(0..spec.left_width), &name)?;
         let right_converter = row_converter(&side_types(spec.left_width..width), &name)?;
         let row_parsers = [left_converter.parser(), right_converter.parser()];
-        let joined_schema = Arc::new(Schema::new(
-            fields[..width].iter().cloned().collect::<Vec<_>>(),
-        ));
+        let joined_schema = Arc::new(Schema::new(fields[..width].to_vec()));
         Ok(JoinCore {
             name,
             spec,
@@ -550,6 +548,7 @@ impl PendingWrites {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     //! Fixtures shared by the join operators' tests.
 

@@ -233,6 +233,7 @@ impl Operator for RegularJoin {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::operators::join::tests::{
@@ -285,7 +286,7 @@ mod tests {
         while li < left.len() || ri < right.len() {
             step += 1;
             let size = 1 + (lcg(&mut seed) % 7) as usize;
-            if (step % 2 == 0 && li < left.len()) || ri >= right.len() {
+            if (step.is_multiple_of(2) && li < left.len()) || ri >= right.len() {
                 let end = (li + size).min(left.len());
                 op.process_batch(0, batch(&left[li..end], None), &mut out)
                     .unwrap();

@@ -33,7 +33,7 @@ use crate::dataflow::message::{RowKind, Timestamp, row_kinds};
 use crate::dataflow::operator::{Operator, Output, TaskInfo};
 use crate::error::{Error, Result};
 use crate::operators::aggregate::{
-    Accumulators, AggregateCall, FastMap, GroupKeys, LazyKeyGroups, ValueBuilder,
+    Accumulators, AggregateCall, GroupKeys, KeyMap, LazyKeyGroups, ValueBuilder,
 };
 
 /// A window of the window TVFs; all lengths in milliseconds.
@@ -97,8 +97,17 @@ fn fired(end: Timestamp, watermark: Timestamp) -> bool {
 /// The window's groups: key bytes → slot, and the key groups its spilled entries went to.
 #[derive(Default)]
 struct WindowEntry {
-    groups: FastMap<Box<[u8]>, u32>,
+    groups: KeyMap<u32>,
     spilled: BTreeSet<KeyGroup>,
+}
+
+impl WindowEntry {
+    fn with_capacity(keys: usize) -> Self {
+        WindowEntry {
+            groups: KeyMap::with_capacity(keys),
+            spilled: BTreeSet::new(),
+        }
+    }
 }
 
 /// The windows and their entries.
@@ -107,9 +116,11 @@ struct Windows {
     /// (end, start) → the window's groups.
     map: BTreeMap<(Timestamp, Timestamp), WindowEntry>,
     /// SESSION only: key → its live sessions as (start, end), sorted.
-    sessions: FastMap<Box<[u8]>, Vec<(Timestamp, Timestamp)>>,
+    sessions: KeyMap<Vec<(Timestamp, Timestamp)>>,
     /// (window, key) entries held in memory.
     in_memory: usize,
+    /// Keys in the last window that fired: the capacity new windows start with.
+    typical_keys: usize,
 }
 
 /// What is built from the first batch's schema: key encoding and accumulators.
@@ -228,8 +239,9 @@ impl WindowAggregate {
                     &mut groups,
                 )?;
             }
-            let mut items: Vec<(Box<[u8]>, u32)> = groups.into_iter().collect();
+            let mut items = groups.into_entries();
             items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.windows.typical_keys = items.len();
             for (key, slot) in items {
                 if let Some(list) = self.windows.sessions.get_mut(&key) {
                     list.retain(|&w| w != (start, end));
@@ -306,7 +318,7 @@ fn restore_spilled(
     key_groups: &BTreeSet<KeyGroup>,
     end: Timestamp,
     start: Timestamp,
-    groups: &mut FastMap<Box<[u8]>, u32>,
+    groups: &mut KeyMap<u32>,
 ) -> Result<()> {
     let prefix = window_prefix(end, start);
     let mut deletes = Vec::new();
@@ -320,7 +332,7 @@ fn restore_spilled(
                 Some(&slot) => slot,
                 None => {
                     let slot = core.alloc(key_group);
-                    groups.insert(key.into(), slot);
+                    groups.insert(key, slot);
                     slot
                 }
             };
@@ -370,7 +382,7 @@ fn restore_spilled_key(
 struct Fired {
     starts: Vec<Timestamp>,
     ends: Vec<Timestamp>,
-    keys: Vec<Box<[u8]>>,
+    keys: Vec<Vec<u8>>,
     slots: Vec<u32>,
 }
 

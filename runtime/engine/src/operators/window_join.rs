@@ -268,6 +268,7 @@ impl Operator for WindowJoin {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::dataflow::message::MAX_WATERMARK;

@@ -90,7 +90,11 @@ fn integer_argument(
     }
 }
 
-fn argument_count(function: &str, count: usize, allowed: std::ops::RangeInclusive<usize>) -> Result<()> {
+fn argument_count(
+    function: &str,
+    count: usize,
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
     if allowed.contains(&count) {
         return Ok(());
     }

@@ -27,7 +27,9 @@ fn generate(seed: u64, count: usize, late: bool, nulls: bool) -> Vec<Row> {
     let mut rng = Rng::new(seed);
     let mut rows = Vec::with_capacity(count);
     for i in 0..count {
-        let mut t = BASE + i as i64 * 97 + rng.range(-1_500, 1_500);
+        // Without `late`, disorder (jitter spread plus a step) stays below the watermark delay.
+        let jitter = if late { 1_500 } else { 900 };
+        let mut t = BASE + i as i64 * 97 + rng.range(-jitter, jitter);
         if late && i > 50 && rng.range(0, 19) == 0 {
             t -= rng.range(6_000, 15_000);
         }

@@ -353,7 +353,7 @@ mod tests {
     use arrow::datatypes::{DataType, Int32Type};
 
     use super::*;
-    use crate::connectors::filesystem::tests::{all_types_batch, read_table, round_trip, table};
+    use crate::connectors::filesystem::fixtures::{all_types_batch, read_table, round_trip, table};
 
     fn read_csv(
         content: &str,
@@ -487,5 +487,23 @@ mod tests {
         };
         assert_eq!(line, 2);
         assert!(message.contains("unterminated"), "{message}");
+    }
+
+    #[test]
+    fn csv_lines_follow_flinks_csv_format() {
+        let batch = all_types_batch();
+        let mut encoder = CsvEncoder::new(&batch.schema(), CsvOptions::default()).unwrap();
+        let mut out = String::new();
+        encoder.encode(&batch, &mut out).unwrap();
+        let expected = [
+            "true,-128,-32768,-2147483648,-9223372036854775808,0.1,0.1,12.50,plain,AP9hYg==,\
+             1970-01-01,2024-02-29 13:45:06.789,2024-02-29 13:45:06.78Z",
+            "false,0,-1,42,7,-3.5E-9,1.0E300,-0.05,\"with, comma and \"\"quotes\"\"\nand a new line\",\"\",\
+             0000-01-01,1969-12-31 23:59:59.999,1970-01-01 00:00:00.001Z",
+            ",,,,,,,,,,,,",
+            "true,127,32767,2147483647,9223372036854775807,3.4028235E38,-2.0,999999.99, 日本 ,eHl6,\
+             2024-02-29,1970-01-01 00:00:00,1970-01-01 00:00:00Z",
+        ];
+        assert_eq!(out, format!("{}\n", expected.join("\n")));
     }
 }

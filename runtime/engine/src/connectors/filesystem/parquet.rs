@@ -202,7 +202,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
     use super::*;
-    use crate::connectors::filesystem::tests::{all_types_batch, read_table, round_trip, table};
+    use crate::connectors::filesystem::fixtures::{all_types_batch, read_table, round_trip, table};
     use crate::types::timestamp_type;
 
     #[test]

@@ -62,7 +62,7 @@ enum PartWriter {
         written: u64,
         buffer: String,
     },
-    Parquet(ParquetWriter),
+    Parquet(Box<ParquetWriter>),
 }
 
 enum TextEncoder {
@@ -114,9 +114,10 @@ impl FileSink {
         let in_progress = self.directory.join(format!(".{name}.inprogress"));
         let text_error = |message: String| Error::table_options(&self.table, message);
         let writer = match &self.format {
-            Format::Parquet => {
-                PartWriter::Parquet(ParquetWriter::create(&in_progress, self.schema.clone())?)
-            }
+            Format::Parquet => PartWriter::Parquet(Box::new(ParquetWriter::create(
+                &in_progress,
+                self.schema.clone(),
+            )?)),
             Format::Csv(options) => PartWriter::text(
                 &in_progress,
                 TextEncoder::Csv(
@@ -295,7 +296,7 @@ mod tests {
     use crate::catalog::TableDef;
     use crate::connectors::Connector;
     use crate::connectors::filesystem::FilesystemConnector;
-    use crate::connectors::filesystem::tests::{read_table, table};
+    use crate::connectors::filesystem::fixtures::{read_table, table};
 
     fn sink_context(table: Arc<TableDef>, subtask: usize) -> SinkContext {
         SinkContext {

@@ -162,7 +162,7 @@ mod tests {
     use arrow::datatypes::{DataType, Int64Type};
 
     use super::*;
-    use crate::connectors::filesystem::tests::table;
+    use crate::connectors::filesystem::fixtures::table;
 
     fn context(
         table: Arc<crate::catalog::TableDef>,

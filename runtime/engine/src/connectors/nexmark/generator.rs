@@ -12,17 +12,11 @@
 //! square rate shape). Strings (`extra` padding, item names, e-mail parts) are slices of
 //! pre-built random text pools, so generating a row allocates nothing.
 
-use std::sync::OnceLock;
-
-use arrow::array::ArrayRef;
-use arrow::datatypes::DataType;
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, PrimitiveArray};
-use arrow::datatypes::TimestampMillisecondType;
-
-use crate::connectors::generate::{SplitMix64, StrColumn};
-use crate::error::Result;
+use super::columns::{Columns, EventKind};
+use super::pools::{
+    CHANNELS_NUMBER, FIRST_NAMES, HOT_CHANNELS, LAST_NAMES, US_CITIES, US_STATES, pools,
+};
+use crate::connectors::generate::SplitMix64;
 
 /// Event time of event 0: 2015-07-15 00:00:00 UTC (a fixed instant, so runs repeat exactly;
 /// nexmark-flink uses the wall clock at start instead).
@@ -39,7 +33,6 @@ const HOT_AUCTION_RATIO: i64 = 100;
 const HOT_BIDDER_RATIO: i64 = 100;
 const NUM_CATEGORIES: u64 = 5;
 const HOT_CHANNELS_RATIO: u64 = 2;
-const CHANNELS_NUMBER: usize = 10_000;
 
 // nexmark-flink's defaults (`NexmarkConfiguration`).
 const HOT_AUCTIONS: u64 = 2;
@@ -50,118 +43,6 @@ const NUM_IN_FLIGHT_AUCTIONS: i64 = 100;
 const AVG_PERSON_BYTES: usize = 200;
 const AVG_AUCTION_BYTES: usize = 500;
 const AVG_BID_BYTES: usize = 100;
-
-const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-const US_CITIES: [&str; 10] = [
-    "Phoenix",
-    "Los Angeles",
-    "San Francisco",
-    "Boise",
-    "Portland",
-    "Bend",
-    "Redmond",
-    "Seattle",
-    "Kent",
-    "Cheyenne",
-];
-const FIRST_NAMES: [&str; 11] = [
-    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
-];
-const LAST_NAMES: [&str; 9] = [
-    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
-];
-const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
-
-/// Which of the three Nexmark tables an event (or a `CREATE TABLE`) is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Person,
-    Auction,
-    Bid,
-}
-
-/// The SQL type of a Nexmark column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NexmarkType {
-    Bigint,
-    String,
-    Timestamp,
-}
-
-impl NexmarkType {
-    pub fn sql_name(self) -> &'static str {
-        match self {
-            NexmarkType::Bigint => "BIGINT",
-            NexmarkType::String => "STRING",
-            NexmarkType::Timestamp => "TIMESTAMP(3)",
-        }
-    }
-
-    /// Whether a declared Arrow type can hold this column.
-    pub fn accepts(self, data_type: &DataType) -> bool {
-        match self {
-            NexmarkType::Bigint => *data_type == DataType::Int64,
-            NexmarkType::String => *data_type == DataType::Utf8,
-            NexmarkType::Timestamp => matches!(
-                data_type,
-                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _)
-            ),
-        }
-    }
-}
-
-use NexmarkType::{Bigint, String as Str, Timestamp};
-
-const PERSON_COLUMNS: &[(&str, NexmarkType)] = &[
-    ("id", Bigint),
-    ("name", Str),
-    ("emailAddress", Str),
-    ("creditCard", Str),
-    ("city", Str),
-    ("state", Str),
-    ("dateTime", Timestamp),
-    ("extra", Str),
-];
-const AUCTION_COLUMNS: &[(&str, NexmarkType)] = &[
-    ("id", Bigint),
-    ("itemName", Str),
-    ("description", Str),
-    ("initialBid", Bigint),
-    ("reserve", Bigint),
-    ("dateTime", Timestamp),
-    ("expires", Timestamp),
-    ("seller", Bigint),
-    ("category", Bigint),
-    ("extra", Str),
-];
-const BID_COLUMNS: &[(&str, NexmarkType)] = &[
-    ("auction", Bigint),
-    ("bidder", Bigint),
-    ("price", Bigint),
-    ("channel", Str),
-    ("url", Str),
-    ("dateTime", Timestamp),
-    ("extra", Str),
-];
-
-impl EventKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Person => "person",
-            EventKind::Auction => "auction",
-            EventKind::Bid => "bid",
-        }
-    }
-
-    /// nexmark-flink's column names and types for this table, in its order.
-    pub fn columns(self) -> &'static [(&'static str, NexmarkType)] {
-        match self {
-            EventKind::Person => PERSON_COLUMNS,
-            EventKind::Auction => AUCTION_COLUMNS,
-            EventKind::Bid => BID_COLUMNS,
-        }
-    }
-}
 
 /// What shapes the event stream: proportions and event-time rates.
 #[derive(Debug, Clone)]
@@ -321,190 +202,11 @@ impl GeneratorConfig {
     }
 }
 
-/// Pre-built random text and the channel/url tables, shared by every generator.
-struct Pools {
-    letters: Vec<u8>,
-    /// Letters with a space about every 13th character, for names and descriptions.
-    spaced: Vec<u8>,
-    names: Vec<String>,
-    channels: Vec<String>,
-    urls: Vec<String>,
-    hot_urls: Vec<String>,
-}
-
-const POOL_LEN: usize = 1 << 16;
-
-fn pools() -> &'static Pools {
-    static POOLS: OnceLock<Pools> = OnceLock::new();
-    POOLS.get_or_init(|| {
-        let mut rng = SplitMix64::new(0x4E45_584D_4152_4B);
-        let letter = |rng: &mut SplitMix64| b'a' + rng.below(26) as u8;
-        let letters = (0..POOL_LEN).map(|_| letter(&mut rng)).collect();
-        let spaced = (0..POOL_LEN)
-            .map(|_| {
-                if rng.below(13) == 0 {
-                    b' '
-                } else {
-                    letter(&mut rng)
-                }
-            })
-            .collect();
-        let names = FIRST_NAMES
-            .iter()
-            .flat_map(|first| LAST_NAMES.iter().map(move |last| format!("{first} {last}")))
-            .collect();
-        let base_url = |rng: &mut SplitMix64| {
-            let mut part = || {
-                let len = 3 + rng.below(2) as usize;
-                (0..len)
-                    .map(|_| {
-                        if rng.below(13) == 0 {
-                            '_'
-                        } else {
-                            letter(rng) as char
-                        }
-                    })
-                    .collect::<String>()
-            };
-            let (a, b, c) = (part(), part(), part());
-            format!("https://www.nexmark.com/{a}/{b}/{c}/item.htm?query=1")
-        };
-        let hot_urls = (0..HOT_CHANNELS.len())
-            .map(|_| base_url(&mut rng))
-            .collect();
-        let channels = (0..CHANNELS_NUMBER)
-            .map(|c| format!("channel-{c}"))
-            .collect();
-        let urls = (0..CHANNELS_NUMBER)
-            .map(|c| {
-                let mut url = base_url(&mut rng);
-                if rng.below(10) > 0 {
-                    let id = (c as i32).reverse_bits().wrapping_abs();
-                    url.push_str(&format!("&channel_id={id}"));
-                }
-                url
-            })
-            .collect();
-        Pools {
-            letters,
-            spaced,
-            names,
-            channels,
-            urls,
-            hot_urls,
-        }
-    })
-}
-
-impl Pools {
-    /// nexmark's `nextString(maxLength)`: 3..maxLength letters with occasional spaces, trimmed.
-    #[inline]
-    fn next_string(&self, rng: &mut SplitMix64, max_len: usize) -> &[u8] {
-        let len = 3 + rng.below((max_len - 3) as u64) as usize;
-        let start = rng.below((POOL_LEN - len) as u64) as usize;
-        self.spaced[start..start + len].trim_ascii()
-    }
-
-    /// nexmark's `nextExtra`: padding so that the event's size is on average `average` bytes.
-    #[inline]
-    fn next_extra(&self, rng: &mut SplitMix64, current: usize, average: usize) -> &[u8] {
-        if current > average {
-            return &[];
-        }
-        let desired = average - current;
-        let delta = (desired as f64 * 0.2).round() as usize;
-        let len = desired - delta
-            + if delta == 0 {
-                0
-            } else {
-                rng.below(2 * delta as u64) as usize
-            };
-        let start = rng.below((POOL_LEN - len) as u64) as usize;
-        &self.letters[start..start + len]
-    }
-}
-
 /// nexmark's price: log-uniform between 1.00 and 1,000,000.00 (in cents).
 #[inline]
 fn next_price(rng: &mut SplitMix64) -> i64 {
-    (10f64.powf(rng.unit_f64() * 6.0) * 100.0).round() as i64
-}
-
-/// One output column under construction; `Skip` for a column the table does not declare.
-enum ColumnBuf {
-    Long(Vec<i64>),
-    Str(StrColumn),
-    Skip,
-}
-
-/// The columns of one Nexmark table for the batch being built, indexed like
-/// [`EventKind::columns`].
-pub struct Columns {
-    bufs: Vec<ColumnBuf>,
-    capacity: usize,
-}
-
-impl Columns {
-    /// Buffers for the columns whose `wanted` flag is set.
-    pub fn new(kind: EventKind, wanted: &[bool], capacity: usize) -> Columns {
-        let bufs = kind
-            .columns()
-            .iter()
-            .zip(wanted)
-            .map(|((_, t), want)| Self::empty(*want, *t, capacity))
-            .collect();
-        Columns { bufs, capacity }
-    }
-
-    fn empty(want: bool, t: NexmarkType, capacity: usize) -> ColumnBuf {
-        match (want, t) {
-            (false, _) => ColumnBuf::Skip,
-            (true, NexmarkType::String) => ColumnBuf::Str(StrColumn::with_capacity(capacity, 0)),
-            (true, _) => ColumnBuf::Long(Vec::with_capacity(capacity)),
-        }
-    }
-
-    #[inline]
-    fn long(&mut self, column: usize, value: i64) {
-        if let ColumnBuf::Long(values) = &mut self.bufs[column] {
-            values.push(value);
-        }
-    }
-
-    #[inline]
-    fn string(&mut self, column: usize, value: &[u8]) {
-        if let ColumnBuf::Str(strings) = &mut self.bufs[column] {
-            strings.bytes_mut().extend_from_slice(value);
-            strings.end_row();
-        }
-    }
-
-    #[inline]
-    fn strings(&mut self, column: usize) -> Option<&mut StrColumn> {
-        match &mut self.bufs[column] {
-            ColumnBuf::Str(strings) => Some(strings),
-            _ => None,
-        }
-    }
-
-    /// Hand over column `column` as an array of `data_type`, leaving an empty buffer.
-    pub fn finish(&mut self, column: usize, data_type: &DataType) -> Result<ArrayRef> {
-        let array: ArrayRef = match &mut self.bufs[column] {
-            ColumnBuf::Long(values) => {
-                let values = std::mem::replace(values, Vec::with_capacity(self.capacity));
-                match data_type {
-                    DataType::Timestamp(..) => Arc::new(
-                        PrimitiveArray::<TimestampMillisecondType>::from(values)
-                            .with_data_type(data_type.clone()),
-                    ),
-                    _ => Arc::new(Int64Array::from(values)),
-                }
-            }
-            ColumnBuf::Str(strings) => Arc::new(strings.finish(None)?),
-            ColumnBuf::Skip => Arc::new(Int64Array::from(Vec::<i64>::new())),
-        };
-        Ok(array)
-    }
+    // 10^(6u) as e^(6u ln 10): the same value, and `exp` is about twice as fast as `powf`.
+    ((rng.unit_f64() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0).round() as i64
 }
 
 impl GeneratorConfig {
@@ -668,24 +370,5 @@ mod tests {
         assert_eq!(square.timestamp(7_000), BASE_TIME_MS + 6_000);
         assert_eq!(square.timestamp(15_000), BASE_TIME_MS + 10_000);
         assert_eq!(square.timestamp(20_000), BASE_TIME_MS + 15_000);
-    }
-
-    #[test]
-    fn pools_hold_ascii_and_the_channel_table() {
-        let pools = pools();
-        assert_eq!(pools.names.len(), 99);
-        assert_eq!(pools.urls.len(), CHANNELS_NUMBER);
-        assert!(
-            pools
-                .urls
-                .iter()
-                .all(|u| u.starts_with("https://www.nexmark.com/"))
-        );
-        assert!(pools.letters.iter().all(u8::is_ascii_lowercase));
-        let mut rng = SplitMix64::new(3);
-        for _ in 0..1000 {
-            let s = pools.next_string(&mut rng, 20);
-            assert!(s.len() < 20 && !s.starts_with(b" ") && !s.ends_with(b" "));
-        }
     }
 }

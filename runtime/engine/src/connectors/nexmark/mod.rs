@@ -18,7 +18,9 @@
 //! subtask's event time still advances steadily. Each table instance walks the whole event
 //! sequence and keeps its own type (telling the type is one modulo).
 
+pub mod columns;
 pub mod generator;
+mod pools;
 
 use std::sync::Arc;
 
@@ -30,7 +32,8 @@ use crate::connectors::{Connector, ConnectorOptions, Source, SourceContext, Sour
 use crate::error::{Error, Result};
 use crate::types::flink_type_name;
 
-use generator::{Columns, EventKind, GeneratorConfig};
+use columns::{Columns, EventKind};
+use generator::GeneratorConfig;
 
 /// The `person` table as nexmark-flink declares it, with its 4-second watermark delay.
 pub const PERSON_DDL: &str = "CREATE TABLE person (

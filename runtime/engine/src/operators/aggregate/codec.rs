@@ -45,7 +45,7 @@ pub(crate) fn get_i64(input: &mut &[u8]) -> Result<i64> {
     Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
 }
 
-fn take<'a, const N: usize>(input: &mut &'a [u8], what: &str) -> Result<[u8; N]> {
+fn take<const N: usize>(input: &mut &[u8], what: &str) -> Result<[u8; N]> {
     if input.len() < N {
         return Err(corrupt(what));
     }

@@ -10,7 +10,7 @@
 
 use arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
 
-use super::{Core, Store, WindowKind, Windows, fired, restore_spilled_key};
+use super::{Core, Store, WindowEntry, WindowKind, Windows, fired, restore_spilled_key};
 use crate::dataflow::message::Timestamp;
 use crate::error::Result;
 use crate::operators::aggregate::{FastMap, KeyRows, LazyKeyGroups, NO_SLOT};
@@ -97,7 +97,13 @@ pub(super) fn aligned(
             }
             if current != Some((start, end)) {
                 current = Some((start, end));
-                entry = Some(ctx.windows.map.entry((end, start)).or_default());
+                let typical = ctx.windows.typical_keys;
+                entry = Some(
+                    ctx.windows
+                        .map
+                        .entry((end, start))
+                        .or_insert_with(|| WindowEntry::with_capacity(typical)),
+                );
             }
             let Some(entry) = entry.as_deref_mut() else {
                 continue;
@@ -107,7 +113,7 @@ pub(super) fn aligned(
                 Some(&slot) => slot,
                 None => {
                     let slot = ctx.core.alloc(key_groups.get(i)?);
-                    entry.groups.insert(key.into(), slot);
+                    entry.groups.insert(key, slot);
                     ctx.windows.in_memory += 1;
                     slot
                 }
@@ -164,9 +170,9 @@ pub(super) fn sessions(
                 .entry((new_end, new_start))
                 .or_default()
                 .groups
-                .insert(key.into(), slot);
+                .insert(key, slot);
             ctx.windows.in_memory += 1;
-            let list = ctx.windows.sessions.entry(key.into()).or_default();
+            let list = ctx.windows.sessions.get_or_insert_with(key, Vec::new);
             list.push((new_start, new_end));
             list.sort_unstable();
             ctx.slots[i] = slot;
@@ -191,7 +197,7 @@ pub(super) fn sessions(
                 Some(&slot) => slot,
                 None => {
                     let slot = ctx.core.alloc(key_groups.get(i)?);
-                    entry.groups.insert(key.into(), slot);
+                    entry.groups.insert(key, slot);
                     ctx.windows.in_memory += 1;
                     slot
                 }
@@ -244,7 +250,7 @@ pub(super) fn sessions(
             .entry((merged_end, merged_start))
             .or_default()
             .groups
-            .insert(key.into(), target);
+            .insert(key, target);
         ctx.windows.in_memory += 1;
         if let Some(list) = ctx.windows.sessions.get_mut(key) {
             list.retain(|w| !overlapping.contains(w));

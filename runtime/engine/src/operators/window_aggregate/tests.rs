@@ -599,15 +599,16 @@ fn touching_sessions_merge_like_flinks_time_window_intersects() {
 
 #[test]
 fn a_row_bridging_two_sessions_merges_them() {
+    // Sessions [0, 7) and [12, 19); a row at 6 gives [6, 13), which meets both.
     let mut op = operator(spec(SESSION), None);
     let steps = vec![
-        Step::Rows(vec![(Some(0), 1, Some(1)), (Some(20), 1, Some(2))]),
-        Step::Rows(vec![(Some(10), 1, Some(4))]),
+        Step::Rows(vec![(Some(0), 1, Some(1)), (Some(12), 1, Some(2))]),
+        Step::Rows(vec![(Some(6), 1, Some(4))]),
         Step::Watermark(MAX_WATERMARK),
     ];
     let fired = run(&mut op, &steps);
     assert_eq!(fired[0].1.len(), 1);
-    assert_eq!(&fired[0].1[0][1..3], &["0", "27"]);
+    assert_eq!(&fired[0].1[0][1..3], &["0", "19"]);
     assert_eq!(fired[0].1[0][6], "7");
 }
 

@@ -11,9 +11,7 @@ use arrow::datatypes::{
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
-use datafusion_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::java_format::{JavaFormat, parse_default_timestamp};
 use super::{argument_count, integer_argument, invoke_arrays, string_argument};
@@ -83,7 +81,12 @@ impl<'a> Formats<'a> {
     }
 
     /// Parses `text` with the row's format (or the default); `None` if it does not parse.
-    fn parse(&mut self, row: usize, text: &str, allow_trailing: bool) -> Result<Option<NaiveDateTime>> {
+    fn parse(
+        &mut self,
+        row: usize,
+        text: &str,
+        allow_trailing: bool,
+    ) -> Result<Option<NaiveDateTime>> {
         Ok(match self.at(row)? {
             FormatAt::Null => None,
             FormatAt::Java(format) => format.parse(text, allow_trailing),
@@ -211,7 +214,9 @@ impl ScalarUDFImpl for ToTimestampLtz {
                     .unary_opt(|v| v.checked_mul(factor).filter(|ms| in_range(*ms))),
                 DataType::Float64 => values.as_primitive::<Float64Type>().unary_opt(|v| {
                     let ms = (v * factor as f64).trunc();
-                    (ms.is_finite() && ms >= MIN_EPOCH_MILLIS as f64 && ms <= MAX_EPOCH_MILLIS as f64)
+                    (ms.is_finite()
+                        && ms >= MIN_EPOCH_MILLIS as f64
+                        && ms <= MAX_EPOCH_MILLIS as f64)
                         .then_some(ms as i64)
                 }),
                 DataType::Decimal128(_, scale) => {
@@ -313,7 +318,9 @@ impl ScalarUDFImpl for DateFormat {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         argument_count("DATE_FORMAT", arg_types.len(), 2..=2)?;
         let value = match &arg_types[0] {
-            DataType::Timestamp(_, zone) => DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
+            DataType::Timestamp(_, zone) => {
+                DataType::Timestamp(TimeUnit::Millisecond, zone.clone())
+            }
             DataType::Date32 | DataType::Date64 => types::timestamp_type(),
             other => string_argument("DATE_FORMAT", 1, other).or_else(|_| {
                 plan_err!(
@@ -322,7 +329,10 @@ impl ScalarUDFImpl for DateFormat {
                 )
             })?,
         };
-        Ok(vec![value, string_argument("DATE_FORMAT", 2, &arg_types[1])?])
+        Ok(vec![
+            value,
+            string_argument("DATE_FORMAT", 2, &arg_types[1])?,
+        ])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -147,7 +147,10 @@ fn letter(c: char, count: usize, pattern: &str) -> Result<Item<'static>, String>
     Ok(match c {
         'y' => match count {
             2 => Item::Numeric(Numeric::YearMod100, Pad::Zero),
-            _ => Item::Numeric(Numeric::Year, if count >= 4 { Pad::Zero } else { Pad::None }),
+            _ => Item::Numeric(
+                Numeric::Year,
+                if count >= 4 { Pad::Zero } else { Pad::None },
+            ),
         },
         'M' | 'L' => match count {
             1 | 2 => Item::Numeric(Numeric::Month, pad),
@@ -214,7 +217,10 @@ mod tests {
     fn common_patterns_format_like_java() {
         let t = at("2024-03-07 09:05:02.045");
         assert_eq!(format("yyyy-MM-dd HH:mm:ss", t), "2024-03-07 09:05:02");
-        assert_eq!(format("yyyy-MM-dd HH:mm:ss.SSS", t), "2024-03-07 09:05:02.045");
+        assert_eq!(
+            format("yyyy-MM-dd HH:mm:ss.SSS", t),
+            "2024-03-07 09:05:02.045"
+        );
         assert_eq!(format("yyyyMMdd", t), "20240307");
         assert_eq!(format("yy/M/d H:m", t), "24/3/7 9:5");
         assert_eq!(format("yyyy-MM-dd'T'HH:mm", t), "2024-03-07T09:05");

@@ -99,7 +99,11 @@ impl ScalarUDFImpl for Mod {
             } else {
                 rem(a, b)?
             };
-            Ok(cast_with_options(&remainder, &return_type, &Default::default())?)
+            Ok(cast_with_options(
+                &remainder,
+                &return_type,
+                &Default::default(),
+            )?)
         })
     }
 }

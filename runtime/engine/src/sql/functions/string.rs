@@ -50,9 +50,9 @@ impl ScalarUDFImpl for Concat {
         invoke_arrays(&args.args, |arrays| {
             let strings: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
             let rows = arrays.first().map_or(0, |a| a.len());
-            let nulls = strings
-                .iter()
-                .fold(None, |acc: Option<NullBuffer>, s| NullBuffer::union(acc.as_ref(), s.nulls()));
+            let nulls = strings.iter().fold(None, |acc: Option<NullBuffer>, s| {
+                NullBuffer::union(acc.as_ref(), s.nulls())
+            });
             let bytes: usize = strings.iter().map(|s| s.value_data().len()).sum();
             let mut builder = StringBuilder::with_capacity(rows, bytes);
             let mut row_text = String::new();
@@ -129,9 +129,11 @@ impl ScalarUDFImpl for SplitIndex {
             let indexes = arrays[2].as_primitive::<Int32Type>();
             let mut builder = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
             for row in 0..texts.len() {
-                let part = (texts.is_valid(row) && separators.is_valid(row) && indexes.is_valid(row))
-                    .then(|| split_index(texts.value(row), separators.value(row), indexes.value(row)))
-                    .flatten();
+                let part = (texts.is_valid(row)
+                    && separators.is_valid(row)
+                    && indexes.is_valid(row))
+                .then(|| split_index(texts.value(row), separators.value(row), indexes.value(row)))
+                .flatten();
                 builder.append_option(part);
             }
             Ok(Arc::new(builder.finish()) as ArrayRef)

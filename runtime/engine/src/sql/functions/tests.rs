@@ -80,7 +80,11 @@ fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
     let seconds = call(
         "to_timestamp_ltz",
         vec![
-            col(Int64Array::from(vec![Some(1_709_802_302), None, Some(i64::MAX)])),
+            col(Int64Array::from(vec![
+                Some(1_709_802_302),
+                None,
+                Some(i64::MAX),
+            ])),
             lit(ScalarValue::Int32(Some(0))),
         ],
     )
@@ -94,16 +98,27 @@ fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
 
     let millis = call(
         "to_timestamp_ltz",
-        vec![col(Int32Array::from(vec![1_500])), lit(ScalarValue::Int32(Some(3)))],
+        vec![
+            col(Int32Array::from(vec![1_500])),
+            lit(ScalarValue::Int32(Some(3))),
+        ],
     )
     .expect("to_timestamp_ltz");
-    assert_eq!(array(millis).as_primitive::<TimestampMillisecondType>().value(0), 1_500);
+    assert_eq!(
+        array(millis)
+            .as_primitive::<TimestampMillisecondType>()
+            .value(0),
+        1_500
+    );
 
     let decimal = Decimal128Array::from(vec![1_709_802_302_045_i128, -1_500])
         .with_precision_and_scale(16, 3)
         .expect("decimal type");
-    let decimal = call("to_timestamp_ltz", vec![col(decimal), lit(ScalarValue::Int32(Some(0)))])
-        .expect("to_timestamp_ltz");
+    let decimal = call(
+        "to_timestamp_ltz",
+        vec![col(decimal), lit(ScalarValue::Int32(Some(0)))],
+    )
+    .expect("to_timestamp_ltz");
     let decimal = array(decimal);
     let decimal = decimal.as_primitive::<TimestampMillisecondType>();
     assert_eq!(decimal.value(0), MILLIS);
@@ -111,7 +126,10 @@ fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
 
     let double = call(
         "to_timestamp_ltz",
-        vec![col(Float64Array::from(vec![1.5, f64::NAN])), lit(ScalarValue::Int32(Some(0)))],
+        vec![
+            col(Float64Array::from(vec![1.5, f64::NAN])),
+            lit(ScalarValue::Int32(Some(0))),
+        ],
     )
     .expect("to_timestamp_ltz");
     let double = array(double);
@@ -119,8 +137,11 @@ fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
     assert_eq!(double.value(0), 1_500);
     assert!(double.is_null(1));
 
-    let default_precision = call("to_timestamp_ltz", vec![lit(ScalarValue::Int64(Some(MILLIS)))])
-        .expect("to_timestamp_ltz");
+    let default_precision = call(
+        "to_timestamp_ltz",
+        vec![lit(ScalarValue::Int64(Some(MILLIS)))],
+    )
+    .expect("to_timestamp_ltz");
     assert!(matches!(
         default_precision,
         ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(MILLIS), Some(ref zone)))
@@ -132,7 +153,10 @@ fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
 fn to_timestamp_ltz_refuses_precisions_other_than_0_and_3() {
     let error = call(
         "to_timestamp_ltz",
-        vec![lit(ScalarValue::Int64(Some(1))), lit(ScalarValue::Int32(Some(6)))],
+        vec![
+            lit(ScalarValue::Int64(Some(1))),
+            lit(ScalarValue::Int32(Some(6))),
+        ],
     )
     .expect_err("precision 6");
     assert!(error.to_string().contains("precision value '6'"), "{error}");
@@ -158,7 +182,10 @@ fn date_format_prints_timestamps_and_timestamp_strings_with_java_patterns() {
     let text = call(
         "date_format",
         vec![
-            col(StringArray::from(vec![Some("2024-03-07 09:05:02"), Some("garbage")])),
+            col(StringArray::from(vec![
+                Some("2024-03-07 09:05:02"),
+                Some("garbage"),
+            ])),
             utf8("yyyyMMdd"),
         ],
     )
@@ -192,7 +219,10 @@ fn to_timestamp_parses_leniently_by_default_and_strictly_with_a_format() {
     .expect("to_timestamp");
     assert!(matches!(
         formatted,
-        ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(Some(1_709_802_300_000), None))
+        ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(
+            Some(1_709_802_300_000),
+            None
+        ))
     ));
 }
 
@@ -200,7 +230,11 @@ fn to_timestamp_parses_leniently_by_default_and_strictly_with_a_format() {
 fn unix_timestamp_gives_seconds_or_long_min_value_when_unparsable() {
     let seconds = call(
         "unix_timestamp",
-        vec![col(StringArray::from(vec![Some("2024-03-07 09:05:02"), Some("x"), None]))],
+        vec![col(StringArray::from(vec![
+            Some("2024-03-07 09:05:02"),
+            Some("x"),
+            None,
+        ]))],
     )
     .expect("unix_timestamp");
     let seconds = array(seconds);
@@ -209,8 +243,8 @@ fn unix_timestamp_gives_seconds_or_long_min_value_when_unparsable() {
     assert_eq!(seconds.value(1), i64::MIN);
     assert!(seconds.is_null(2));
 
-    let with_format = call("unix_timestamp", vec![utf8("20240307"), utf8("yyyyMMdd")])
-        .expect("unix_timestamp");
+    let with_format =
+        call("unix_timestamp", vec![utf8("20240307"), utf8("yyyyMMdd")]).expect("unix_timestamp");
     assert!(matches!(
         with_format,
         ColumnarValue::Scalar(ScalarValue::Int64(Some(1_709_769_600)))
@@ -222,14 +256,20 @@ fn unix_timestamp_gives_seconds_or_long_min_value_when_unparsable() {
 
 #[test]
 fn from_unixtime_formats_seconds_as_a_string() {
-    let text = call("from_unixtime", vec![col(Int64Array::from(vec![Some(1_709_802_302), None]))])
-        .expect("from_unixtime");
+    let text = call(
+        "from_unixtime",
+        vec![col(Int64Array::from(vec![Some(1_709_802_302), None]))],
+    )
+    .expect("from_unixtime");
     assert_eq!(
         strings(text),
         vec![Some("2024-03-07 09:05:02".to_string()), None]
     );
-    let text = call("from_unixtime", vec![lit(ScalarValue::Int32(Some(0))), utf8("yyyy")])
-        .expect("from_unixtime");
+    let text = call(
+        "from_unixtime",
+        vec![lit(ScalarValue::Int32(Some(0))), utf8("yyyy")],
+    )
+    .expect("from_unixtime");
     assert_eq!(strings(text), vec![Some("1970".to_string())]);
 }
 
@@ -279,19 +319,29 @@ fn mod_keeps_the_sign_of_the_dividend_and_the_type_of_the_divisor() {
     let decimal = Decimal128Array::from(vec![755_i128])
         .with_precision_and_scale(5, 2)
         .expect("decimal type");
-    let remainder = call("mod", vec![col(decimal), lit(ScalarValue::Int32(Some(2)))])
-        .expect("mod");
+    let remainder = call("mod", vec![col(decimal), lit(ScalarValue::Int32(Some(2)))]).expect("mod");
     let remainder = array(remainder);
     let DataType::Decimal128(_, scale) = remainder.data_type() else {
         panic!("decimal remainder, got {}", remainder.data_type());
     };
     assert_eq!(*scale, 2);
-    assert_eq!(remainder.as_primitive::<arrow::datatypes::Decimal128Type>().value(0), 155);
+    assert_eq!(
+        remainder
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .value(0),
+        155
+    );
 
     let error = call(
         "mod",
-        vec![lit(ScalarValue::Int64(Some(1))), lit(ScalarValue::Int64(Some(0)))],
+        vec![
+            lit(ScalarValue::Int64(Some(1))),
+            lit(ScalarValue::Int64(Some(0))),
+        ],
     )
     .expect_err("division by zero");
-    assert!(error.to_string().to_lowercase().contains("divide by zero"), "{error}");
+    assert!(
+        error.to_string().to_lowercase().contains("divide by zero"),
+        "{error}"
+    );
 }

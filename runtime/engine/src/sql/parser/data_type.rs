@@ -26,10 +26,9 @@ impl ScriptParser<'_> {
         let name = match &self.peek().token {
             Token::Word(w) if w.quote_style.is_none() => w.value.to_uppercase(),
             _ => {
-                return Err(self.error_here(format!(
-                    "expected a column type, found {}",
-                    self.found()
-                )));
+                return Err(
+                    self.error_here(format!("expected a column type, found {}", self.found()))
+                );
             }
         };
         self.advance();

@@ -142,7 +142,10 @@ impl Checker<'_> {
                 }
                 LimitClause::LimitOffset { .. } => self.word_after(body_end, &["LIMIT"], 4),
             };
-            return refuse(at, "LIMIT and OFFSET are not supported in streaming queries");
+            return refuse(
+                at,
+                "LIMIT and OFFSET are not supported in streaming queries",
+            );
         }
         if query.fetch.is_some() {
             let at = self.word_after(body_end, &["FETCH"], 4);
@@ -152,7 +155,9 @@ impl Checker<'_> {
             let at = self.word_after(body_end, &["FOR"], 4);
             return refuse(at, "FOR clauses are not supported in streaming queries");
         }
-        if query.settings.is_some() || query.format_clause.is_some() || !query.pipe_operators.is_empty()
+        if query.settings.is_some()
+            || query.format_clause.is_some()
+            || !query.pipe_operators.is_empty()
         {
             return refuse(
                 self.at(body_end),
@@ -164,7 +169,9 @@ impl Checker<'_> {
 
     fn check_set_expr(&mut self, body: &SetExpr) -> Flow {
         match body {
-            SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::Values(_) => ControlFlow::Continue(()),
+            SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::Values(_) => {
+                ControlFlow::Continue(())
+            }
             SetExpr::SetOperation {
                 left,
                 op,
@@ -186,7 +193,10 @@ impl Checker<'_> {
                         );
                     }
                     (op, _) => {
-                        return refuse(keyword, format!("{op} is not supported in streaming queries"));
+                        return refuse(
+                            keyword,
+                            format!("{op} is not supported in streaming queries"),
+                        );
                     }
                 }
                 self.check_set_expr(left)?;
@@ -302,7 +312,10 @@ impl Checker<'_> {
                     );
                 }
                 JoinConstraint::None => {
-                    return refuse(at, "a JOIN needs an ON condition: cross joins are not supported");
+                    return refuse(
+                        at,
+                        "a JOIN needs an ON condition: cross joins are not supported",
+                    );
                 }
             }
         }
@@ -395,11 +408,7 @@ impl Checker<'_> {
                 "window functions (OVER) are not supported in streaming queries",
             ),
             Expr::GroupingSets(_) | Expr::Cube(_) | Expr::Rollup(_) => refuse(
-                self.word_before(
-                    expr.span().start,
-                    &["GROUPING", "ROLLUP", "CUBE"],
-                    6,
-                ),
+                self.word_before(expr.span().start, &["GROUPING", "ROLLUP", "CUBE"], 6),
                 "GROUPING SETS, ROLLUP and CUBE are not supported in streaming queries",
             ),
             _ => ControlFlow::Continue(()),

@@ -1,7 +1,8 @@
 use arrow::datatypes::DataType;
 
 use super::*;
-use crate::catalog::WindowFunction;
+use crate::catalog::{ColumnDef, ColumnKind, TableDef, WindowFunction};
+use crate::types;
 
 const SCRIPT: &str = "\
 -- Bids from Kafka, totals to stdout.
@@ -76,12 +77,18 @@ fn a_full_script_parses_into_tables_views_settings_and_inserts() {
     assert_eq!(bids.location, at(5, 24));
     let names: Vec<&str> = bids.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["bidder", "price", "comment", "bid_time", "proc"]);
-    assert_eq!(physical(&bids.columns[0]), (&DataType::Int64, false, "BIGINT"));
+    assert_eq!(
+        physical(&bids.columns[0]),
+        (&DataType::Int64, false, "BIGINT")
+    );
     assert_eq!(
         physical(&bids.columns[1]),
         (&DataType::Decimal128(10, 2), true, "DECIMAL(10, 2)")
     );
-    assert_eq!(physical(&bids.columns[2]), (&DataType::Utf8, true, "STRING"));
+    assert_eq!(
+        physical(&bids.columns[2]),
+        (&DataType::Utf8, true, "STRING")
+    );
     assert_eq!(
         physical(&bids.columns[3]),
         (&types::timestamp_type(), true, "TIMESTAMP(3)")
@@ -195,9 +202,8 @@ fn primary_key_columns_become_not_null() {
         "CREATE TABLE t (a INT PRIMARY KEY NOT ENFORCED, b INT);\n\
          CREATE TABLE u (a INT, b INT, CONSTRAINT pk PRIMARY KEY (b, a) NOT ENFORCED)",
     );
-    let nullable = |table: &TableDef| -> Vec<bool> {
-        table.columns.iter().map(|c| physical(c).1).collect()
-    };
+    let nullable =
+        |table: &TableDef| -> Vec<bool> { table.columns.iter().map(|c| physical(c).1).collect() };
     assert_eq!(nullable(&script.tables[0]), [false, true]);
     assert_eq!(nullable(&script.tables[1]), [false, false]);
 }
@@ -236,15 +242,40 @@ fn each_unsupported_query_construct_is_refused_at_its_keyword() {
         ("SELECT a FROM t LIMIT 10", 2, 17, "LIMIT"),
         ("SELECT a FROM t OFFSET 5", 2, 17, "OFFSET"),
         ("SELECT a FROM t FETCH FIRST 5 ROWS ONLY", 2, 17, "FETCH"),
-        ("SELECT a, ROW_NUMBER() OVER (ORDER BY a) FROM t", 2, 11, "OVER"),
+        (
+            "SELECT a, ROW_NUMBER() OVER (ORDER BY a) FROM t",
+            2,
+            11,
+            "OVER",
+        ),
         ("SELECT DISTINCT a FROM t", 2, 8, "SELECT DISTINCT"),
         ("SELECT a FROM t UNION SELECT a FROM u", 2, 17, "UNION ALL"),
-        ("SELECT a FROM t INTERSECT SELECT a FROM u", 2, 17, "INTERSECT"),
+        (
+            "SELECT a FROM t INTERSECT SELECT a FROM u",
+            2,
+            17,
+            "INTERSECT",
+        ),
         ("SELECT a FROM t EXCEPT SELECT a FROM u", 2, 17, "EXCEPT"),
-        ("SELECT a FROM t WHERE a IN (SELECT b FROM u)", 2, 25, "IN (SELECT"),
-        ("SELECT a FROM t WHERE EXISTS (SELECT b FROM u)", 2, 23, "EXISTS"),
+        (
+            "SELECT a FROM t WHERE a IN (SELECT b FROM u)",
+            2,
+            25,
+            "IN (SELECT",
+        ),
+        (
+            "SELECT a FROM t WHERE EXISTS (SELECT b FROM u)",
+            2,
+            23,
+            "EXISTS",
+        ),
         ("SELECT (SELECT 1) FROM t", 2, 9, "scalar subqueries"),
-        ("SELECT a FROM t JOIN LATERAL (SELECT b FROM u) x ON true", 2, 22, "LATERAL"),
+        (
+            "SELECT a FROM t JOIN LATERAL (SELECT b FROM u) x ON true",
+            2,
+            22,
+            "LATERAL",
+        ),
         ("SELECT v FROM UNNEST(ARRAY[1, 2]) AS x(v)", 2, 15, "UNNEST"),
         (
             "SELECT * FROM t MATCH_RECOGNIZE (PARTITION BY a ORDER BY ts MEASURES A.x AS x \
@@ -253,21 +284,60 @@ fn each_unsupported_query_construct_is_refused_at_its_keyword() {
             17,
             "MATCH_RECOGNIZE",
         ),
-        ("SELECT a, COUNT(*) FROM t GROUP BY GROUPING SETS ((a), (b))", 2, 36, "GROUPING SETS"),
-        ("SELECT a, COUNT(*) FROM t GROUP BY ROLLUP (a, b)", 2, 36, "ROLLUP"),
-        ("SELECT a, COUNT(*) FROM t GROUP BY CUBE (a, b)", 2, 36, "CUBE"),
-        ("SELECT a FROM t LEFT JOIN u ON t.a = u.a", 2, 17, "LEFT JOIN"),
-        ("SELECT a FROM t RIGHT OUTER JOIN u ON t.a = u.a", 2, 17, "RIGHT JOIN"),
-        ("SELECT a FROM t FULL OUTER JOIN u ON t.a = u.a", 2, 17, "FULL JOIN"),
+        (
+            "SELECT a, COUNT(*) FROM t GROUP BY GROUPING SETS ((a), (b))",
+            2,
+            36,
+            "GROUPING SETS",
+        ),
+        (
+            "SELECT a, COUNT(*) FROM t GROUP BY ROLLUP (a, b)",
+            2,
+            36,
+            "ROLLUP",
+        ),
+        (
+            "SELECT a, COUNT(*) FROM t GROUP BY CUBE (a, b)",
+            2,
+            36,
+            "CUBE",
+        ),
+        (
+            "SELECT a FROM t LEFT JOIN u ON t.a = u.a",
+            2,
+            17,
+            "LEFT JOIN",
+        ),
+        (
+            "SELECT a FROM t RIGHT OUTER JOIN u ON t.a = u.a",
+            2,
+            17,
+            "RIGHT JOIN",
+        ),
+        (
+            "SELECT a FROM t FULL OUTER JOIN u ON t.a = u.a",
+            2,
+            17,
+            "FULL JOIN",
+        ),
         ("SELECT a FROM t CROSS JOIN u", 2, 17, "CROSS JOIN"),
         ("SELECT a FROM t NATURAL JOIN u", 2, 17, "NATURAL JOIN"),
         ("SELECT a FROM t JOIN u USING (a)", 2, 24, "USING"),
         ("SELECT a FROM t, u", 2, 18, "comma-separated"),
-        ("SELECT a FROM (SELECT a FROM t ORDER BY a)", 2, 32, "ORDER BY"),
+        (
+            "SELECT a FROM (SELECT a FROM t ORDER BY a)",
+            2,
+            32,
+            "ORDER BY",
+        ),
     ];
     for (query, line, column, words) in cases {
         let (location, message) = unsupported(&format!("INSERT INTO s\n{query}"));
-        assert_eq!(location, at(*line, *column), "location for {query:?}: {message}");
+        assert_eq!(
+            location,
+            at(*line, *column),
+            "location for {query:?}: {message}"
+        );
         assert!(
             message.contains(words),
             "message for {query:?} should mention {words:?}: {message}"
@@ -295,26 +365,62 @@ fn views_are_checked_like_inserts() {
 #[test]
 fn each_unsupported_statement_is_refused_at_its_first_token() {
     let cases: &[(&str, SqlLocation, &str)] = &[
-        ("SELECT 1", at(1, 1), "no sink; write INSERT INTO <table> SELECT"),
-        ("SET 'a' = 'b';\n  WITH x AS (SELECT 1) SELECT * FROM x", at(2, 3), "no sink"),
+        (
+            "SELECT 1",
+            at(1, 1),
+            "no sink; write INSERT INTO <table> SELECT",
+        ),
+        (
+            "SET 'a' = 'b';\n  WITH x AS (SELECT 1) SELECT * FROM x",
+            at(2, 3),
+            "no sink",
+        ),
         ("DROP TABLE t", at(1, 1), "DROP TABLE"),
         ("ALTER TABLE t RENAME TO u", at(1, 1), "ALTER TABLE"),
         ("USE CATALOG c", at(1, 1), "USE"),
         ("SHOW TABLES", at(1, 1), "SHOW TABLES"),
-        ("CREATE FUNCTION f AS 'com.x.F'", at(1, 1), "CREATE FUNCTION"),
-        ("CREATE TEMPORARY SYSTEM FUNCTION f AS 'x'", at(1, 1), "CREATE FUNCTION"),
-        ("CREATE CATALOG c WITH ('type' = 'x')", at(1, 1), "CREATE CATALOG"),
+        (
+            "CREATE FUNCTION f AS 'com.x.F'",
+            at(1, 1),
+            "CREATE FUNCTION",
+        ),
+        (
+            "CREATE TEMPORARY SYSTEM FUNCTION f AS 'x'",
+            at(1, 1),
+            "CREATE FUNCTION",
+        ),
+        (
+            "CREATE CATALOG c WITH ('type' = 'x')",
+            at(1, 1),
+            "CREATE CATALOG",
+        ),
         ("CREATE DATABASE d", at(1, 1), "CREATE DATABASE"),
         ("RESET 'a'", at(1, 1), "RESET"),
         ("INSERT OVERWRITE t SELECT 1", at(1, 8), "INSERT OVERWRITE"),
-        ("CREATE TABLE t (a BIGINT METADATA FROM 'offset')", at(1, 26), "METADATA"),
-        ("CREATE TABLE t (a INT) PARTITIONED BY (a) WITH ()", at(1, 24), "PARTITIONED BY"),
+        (
+            "CREATE TABLE t (a BIGINT METADATA FROM 'offset')",
+            at(1, 26),
+            "METADATA",
+        ),
+        (
+            "CREATE TABLE t (a INT) PARTITIONED BY (a) WITH ()",
+            at(1, 24),
+            "PARTITIONED BY",
+        ),
         ("CREATE TABLE t (a INT) WITH () LIKE s", at(1, 32), "LIKE"),
         ("CREATE TABLE t AS SELECT 1", at(1, 16), "AS SELECT"),
         ("CREATE TABLE t (a TIMESTAMP(6))", at(1, 19), "TIMESTAMP(6)"),
         ("CREATE TABLE t (a ARRAY<INT>)", at(1, 19), "ARRAY"),
-        ("INSERT INTO s SELECT /*+ OPTIONS('a'='b') */ a FROM t", at(1, 22), "hints"),
-        ("SELECT * FROM LATERAL TABLE(f(x))", at(1, 15), "LATERAL TABLE"),
+        (
+            "INSERT INTO s SELECT /*+ OPTIONS('a'='b') */ a FROM t",
+            at(1, 22),
+            "hints",
+        ),
+        (
+            "SELECT * FROM LATERAL TABLE(f(x))",
+            at(1, 15),
+            "LATERAL TABLE",
+        ),
     ];
     for (sql, location, words) in cases {
         let (actual, message) = unsupported(sql);
@@ -329,11 +435,31 @@ fn each_unsupported_statement_is_refused_at_its_first_token() {
 #[test]
 fn type_and_declaration_errors_name_line_and_column() {
     let cases: &[(&str, SqlLocation, &str)] = &[
-        ("CREATE TABLE t (\n  a BIGINT,\n  b BLOB\n)", at(3, 5), "unknown type `BLOB`"),
-        ("CREATE TABLE t (a DECIMAL(40, 2))", at(1, 27), "DECIMAL precision"),
-        ("CREATE TABLE t (a DECIMAL(4, 6))", at(1, 30), "DECIMAL scale"),
-        ("CREATE TABLE t (a TIMESTAMP(12))", at(1, 29), "TIMESTAMP precision"),
-        ("CREATE TABLE t (a INT, b STRING, a BIGINT)", at(1, 34), "declared twice"),
+        (
+            "CREATE TABLE t (\n  a BIGINT,\n  b BLOB\n)",
+            at(3, 5),
+            "unknown type `BLOB`",
+        ),
+        (
+            "CREATE TABLE t (a DECIMAL(40, 2))",
+            at(1, 27),
+            "DECIMAL precision",
+        ),
+        (
+            "CREATE TABLE t (a DECIMAL(4, 6))",
+            at(1, 30),
+            "DECIMAL scale",
+        ),
+        (
+            "CREATE TABLE t (a TIMESTAMP(12))",
+            at(1, 29),
+            "TIMESTAMP precision",
+        ),
+        (
+            "CREATE TABLE t (a INT, b STRING, a BIGINT)",
+            at(1, 34),
+            "declared twice",
+        ),
         (
             "CREATE TABLE t (a INT);\nCREATE VIEW t AS SELECT 1",
             at(2, 13),
@@ -349,19 +475,43 @@ fn type_and_declaration_errors_name_line_and_column() {
             at(1, 38),
             "`ts` is not a column",
         ),
-        ("CREATE TABLE t (a INT, PRIMARY KEY (a))", at(1, 24), "NOT ENFORCED"),
+        (
+            "CREATE TABLE t (a INT, PRIMARY KEY (a))",
+            at(1, 24),
+            "NOT ENFORCED",
+        ),
         (
             "CREATE TABLE t (a INT, PRIMARY KEY (b) NOT ENFORCED)",
             at(1, 24),
             "`b` is not a column",
         ),
-        ("CREATE TABLE t (a INT) WITH ('k' = 'v', 'k' = 'w')", at(1, 41), "given twice"),
-        ("CREATE TABLE t (a INT) WITH (k = 'v')", at(1, 30), "quoted option key"),
-        ("INSERT INTO s SELECT a + FROM t", at(1, 26), "Expected: an expression"),
+        (
+            "CREATE TABLE t (a INT) WITH ('k' = 'v', 'k' = 'w')",
+            at(1, 41),
+            "given twice",
+        ),
+        (
+            "CREATE TABLE t (a INT) WITH (k = 'v')",
+            at(1, 30),
+            "quoted option key",
+        ),
+        (
+            "INSERT INTO s SELECT a + FROM t",
+            at(1, 26),
+            "Expected: an expression",
+        ),
         ("SET 'a' = 'b' SET 'c' = 'd'", at(1, 15), "expected `;`"),
         ("INSERT INTO s SELECT 1 FROM", at(1, 28), "EOF"),
-        ("EXECUTE STATEMENT SET BEGIN\nINSERT INTO a SELECT 1;\n", at(1, 1), "never closed"),
-        ("EXECUTE STATEMENT SET BEGIN\nCREATE TABLE t (a INT);\nEND", at(2, 1), "only INSERT"),
+        (
+            "EXECUTE STATEMENT SET BEGIN\nINSERT INTO a SELECT 1;\n",
+            at(1, 1),
+            "never closed",
+        ),
+        (
+            "EXECUTE STATEMENT SET BEGIN\nCREATE TABLE t (a INT);\nEND",
+            at(2, 1),
+            "only INSERT",
+        ),
         ("SELECT 'unterminated", at(1, 8), "Unterminated string"),
     ];
     for (sql, location, words) in cases {
@@ -381,7 +531,10 @@ fn a_watermark_on_a_computed_column_is_left_to_the_planner() {
          WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
     );
     assert_eq!(
-        script.tables[0].watermark.as_ref().map(|w| w.column.as_str()),
+        script.tables[0]
+            .watermark
+            .as_ref()
+            .map(|w| w.column.as_str()),
         Some("ts")
     );
 }

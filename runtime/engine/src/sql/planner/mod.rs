@@ -335,6 +335,7 @@ impl<'a> Planner<'a> {
         let sql = SqlToRel::new_with_options(&self.context, parser_options());
         let plan = sql
             .sql_statement_to_plan(Statement::Query(Box::new(query.clone())))
+            .and_then(flink_integer_literals)
             .map_err(|e| self.df_error(e))?;
         Analyzer::new()
             .execute_and_check(plan, self.context_options(), |_, _| {})
@@ -1111,6 +1112,41 @@ impl<'a> Planner<'a> {
     }
 }
 
+
+/// Flink types an integer literal that fits in 32 bits as INT (so `int_col * 2` stays INT);
+/// DataFusion makes every integer literal BIGINT. Narrow them in projections and filters
+/// before type coercion (keeping each projected column's name), then recompute the schemas
+/// above.
+fn flink_integer_literals(plan: LogicalPlan) -> datafusion_common::Result<LogicalPlan> {
+    fn narrow(expr: Expr) -> datafusion_common::Result<Transformed<Expr>> {
+        expr.transform(|e| {
+            Ok(match e {
+                Expr::Literal(ScalarValue::Int64(Some(v)), meta) if i32::try_from(v).is_ok() => {
+                    Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), meta))
+                }
+                other => Transformed::no(other),
+            })
+        })
+    }
+    plan.transform_up(|node| {
+        let node = match node {
+            LogicalPlan::Projection(_) => node.map_expressions(|expr| {
+                let name = expr.schema_name().to_string();
+                let keep_name = !matches!(expr, Expr::Alias(_) | Expr::Column(_));
+                let narrowed = narrow(expr)?;
+                Ok(if narrowed.transformed && keep_name {
+                    Transformed::yes(narrowed.data.alias(name))
+                } else {
+                    narrowed
+                })
+            })?,
+            LogicalPlan::Filter(_) => node.map_expressions(narrow)?,
+            other => Transformed::no(other),
+        };
+        node.map_data(|n| n.recompute_schema())
+    })
+    .map(|t| t.data)
+}
 
 /// Plan `exprs` over a table with `input` as its schema and coerce their types, returning the
 /// output schema (unqualified) and the coerced expressions.

@@ -86,13 +86,19 @@ fn each_window_function_reads_positional_arguments() {
         ),
         (
             "SESSION(TABLE t, DESCRIPTOR(ts), INTERVAL '1' DAY)",
-            WindowFunction::Session { gap: 1_440 * MINUTE },
+            WindowFunction::Session {
+                gap: 1_440 * MINUTE,
+            },
         ),
     ];
     for (call, function) in cases {
         let def = window(&format!("SELECT * FROM TABLE({call})"));
         assert_eq!(def.function, function, "{call}");
-        assert_eq!((def.input.as_str(), def.time_column.as_str()), ("t", "ts"), "{call}");
+        assert_eq!(
+            (def.input.as_str(), def.time_column.as_str()),
+            ("t", "ts"),
+            "{call}"
+        );
         assert_eq!(def.location, at(1, 21), "{call}");
     }
 }
@@ -133,7 +139,11 @@ fn each_window_function_reads_named_arguments_in_any_order() {
     for (call, function) in cases {
         let def = window(&format!("SELECT * FROM TABLE({call})"));
         assert_eq!(def.function, function, "{call}");
-        assert_eq!((def.input.as_str(), def.time_column.as_str()), ("t", "ts"), "{call}");
+        assert_eq!(
+            (def.input.as_str(), def.time_column.as_str()),
+            ("t", "ts"),
+            "{call}"
+        );
     }
 }
 
@@ -147,7 +157,11 @@ fn session_reads_partition_keys_positionally_named_and_parenthesised() {
     ] {
         let def = window(&format!("SELECT * FROM TABLE({call})"));
         assert_eq!(def.partition_by, ["item", "bidder"], "{call}");
-        assert_eq!(def.function, WindowFunction::Session { gap: 5 * MINUTE }, "{call}");
+        assert_eq!(
+            def.function,
+            WindowFunction::Session { gap: 5 * MINUTE },
+            "{call}"
+        );
     }
 }
 
