@@ -412,4 +412,5 @@ impl Accumulators {
 pub(crate) use codec::{get_i64, put_i64};
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -366,4 +366,5 @@ impl Operator for GroupAggregate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

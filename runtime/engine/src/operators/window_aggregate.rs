@@ -614,4 +614,5 @@ impl Operator for WindowAggregate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -44,6 +44,23 @@ const AVG_PERSON_BYTES: usize = 200;
 const AVG_AUCTION_BYTES: usize = 500;
 const AVG_BID_BYTES: usize = 100;
 
+/// An event number and its place in the cycle of proportions (`event = epoch * total +
+/// offset`), carried along so the hot loop needs no division.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub event: u64,
+    epoch: u64,
+    offset: u64,
+}
+
+/// A fixed distance between events, see [`GeneratorConfig::step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    events: u64,
+    epochs: u64,
+    offset: u64,
+}
+
 /// What shapes the event stream: proportions and event-time rates.
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -116,7 +133,47 @@ impl GeneratorConfig {
 
     #[inline]
     pub fn kind(&self, event: u64) -> EventKind {
-        let offset = event % self.total_proportion;
+        self.kind_at(self.position(event))
+    }
+
+    /// Where `event` falls in the cycle of proportions.
+    #[inline]
+    pub fn position(&self, event: u64) -> Position {
+        Position {
+            event,
+            epoch: event / self.total_proportion,
+            offset: event % self.total_proportion,
+        }
+    }
+
+    /// The step from one event to the one `stride` later, for [`GeneratorConfig::advance`].
+    pub fn step(&self, stride: u64) -> Step {
+        Step {
+            events: stride,
+            epochs: stride / self.total_proportion,
+            offset: stride % self.total_proportion,
+        }
+    }
+
+    /// `position` moved by `step`, without a division.
+    #[inline]
+    pub fn advance(&self, position: Position, step: Step) -> Position {
+        let mut epoch = position.epoch + step.epochs;
+        let mut offset = position.offset + step.offset;
+        if offset >= self.total_proportion {
+            offset -= self.total_proportion;
+            epoch += 1;
+        }
+        Position {
+            event: position.event.saturating_add(step.events),
+            epoch,
+            offset,
+        }
+    }
+
+    #[inline]
+    pub fn kind_at(&self, position: Position) -> EventKind {
+        let offset = position.offset;
         if offset < self.person_proportion {
             EventKind::Person
         } else if offset < self.person_proportion + self.auction_proportion {
@@ -146,19 +203,18 @@ impl GeneratorConfig {
         BASE_TIME_MS + epoch as i64 * self.epoch_period_ms + offset_ms
     }
 
-    /// The last person id (base 0) generated at or before `event`.
+    /// The last person id (base 0) generated at or before the event.
     #[inline]
-    fn last_base0_person_id(&self, event: u64) -> i64 {
-        let epoch = (event / self.total_proportion) as i64;
-        let offset = (event % self.total_proportion).min(self.person_proportion.saturating_sub(1));
-        epoch * self.person_proportion as i64 + offset as i64
+    fn last_base0_person_id(&self, at: Position) -> i64 {
+        let offset = at.offset.min(self.person_proportion.saturating_sub(1));
+        at.epoch as i64 * self.person_proportion as i64 + offset as i64
     }
 
-    /// The last auction id (base 0) generated at or before `event`.
+    /// The last auction id (base 0) generated at or before the event.
     #[inline]
-    fn last_base0_auction_id(&self, event: u64) -> i64 {
-        let mut epoch = (event / self.total_proportion) as i64;
-        let mut offset = (event % self.total_proportion) as i64;
+    fn last_base0_auction_id(&self, at: Position) -> i64 {
+        let mut epoch = at.epoch as i64;
+        let mut offset = at.offset as i64;
         let person = self.person_proportion as i64;
         let auction = self.auction_proportion as i64;
         if offset < person {
@@ -176,8 +232,8 @@ impl GeneratorConfig {
 
     /// A random person among the active ones, plus a few not yet created.
     #[inline]
-    fn next_base0_person_id(&self, event: u64, rng: &mut SplitMix64) -> i64 {
-        let people = self.last_base0_person_id(event) + 1;
+    fn next_base0_person_id(&self, at: Position, rng: &mut SplitMix64) -> i64 {
+        let people = self.last_base0_person_id(at) + 1;
         let active = people.min(NUM_ACTIVE_PEOPLE);
         let n = rng.below(active as u64 + PERSON_ID_LEAD) as i64;
         people - active + n
@@ -185,8 +241,8 @@ impl GeneratorConfig {
 
     /// A random auction among those likely still open, plus a few not yet created.
     #[inline]
-    fn next_base0_auction_id(&self, event: u64, rng: &mut SplitMix64) -> i64 {
-        let max = self.last_base0_auction_id(event);
+    fn next_base0_auction_id(&self, at: Position, rng: &mut SplitMix64) -> i64 {
+        let max = self.last_base0_auction_id(at);
         let min = (max - NUM_IN_FLIGHT_AUCTIONS).max(0);
         min + rng.below((max - min + 1) as u64 + AUCTION_ID_LEAD) as i64
     }
@@ -206,16 +262,18 @@ impl GeneratorConfig {
 #[inline]
 fn next_price(rng: &mut SplitMix64) -> i64 {
     // 10^(6u) as e^(6u ln 10): the same value, and `exp` is about twice as fast as `powf`.
-    ((rng.unit_f64() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0).round() as i64
+    // Java's Math.round for a positive value: add a half and truncate.
+    ((rng.unit_f64() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0 + 0.5) as i64
 }
 
 impl GeneratorConfig {
-    /// Append person event `event` (which must be a person) to `out`.
-    pub fn push_person(&self, event: u64, out: &mut Columns) {
+    /// Append the person event at `at` (which must be a person) to `out`.
+    pub fn push_person(&self, at: Position, out: &mut Columns) {
+        let event = at.event;
         let pools = pools();
         let mut rng = SplitMix64::new(event);
         let timestamp = self.timestamp(event);
-        out.long(0, self.last_base0_person_id(event) + FIRST_PERSON_ID);
+        out.long(0, self.last_base0_person_id(at) + FIRST_PERSON_ID);
 
         let first = rng.below(FIRST_NAMES.len() as u64) as usize;
         let last = rng.below(LAST_NAMES.len() as u64) as usize;
@@ -258,17 +316,18 @@ impl GeneratorConfig {
         out.string(7, pools.next_extra(&mut rng, size, AVG_PERSON_BYTES));
     }
 
-    /// Append auction event `event` (which must be an auction) to `out`.
-    pub fn push_auction(&self, event: u64, out: &mut Columns) {
+    /// Append the auction event at `at` (which must be an auction) to `out`.
+    pub fn push_auction(&self, at: Position, out: &mut Columns) {
+        let event = at.event;
         let pools = pools();
         let mut rng = SplitMix64::new(event);
         let timestamp = self.timestamp(event);
-        out.long(0, self.last_base0_auction_id(event) + FIRST_AUCTION_ID);
+        out.long(0, self.last_base0_auction_id(at) + FIRST_AUCTION_ID);
 
         let seller = if rng.below(HOT_SELLERS) > 0 {
-            (self.last_base0_person_id(event) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
+            (self.last_base0_person_id(at) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
         } else {
-            self.next_base0_person_id(event, &mut rng)
+            self.next_base0_person_id(at, &mut rng)
         };
         let category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
         let initial_bid = next_price(&mut rng);
@@ -290,21 +349,22 @@ impl GeneratorConfig {
         out.string(9, extra);
     }
 
-    /// Append bid event `event` (which must be a bid) to `out`.
-    pub fn push_bid(&self, event: u64, out: &mut Columns) {
+    /// Append the bid event at `at` (which must be a bid) to `out`.
+    pub fn push_bid(&self, at: Position, out: &mut Columns) {
+        let event = at.event;
         let pools = pools();
         let mut rng = SplitMix64::new(event);
         let timestamp = self.timestamp(event);
 
         let auction = if rng.below(HOT_AUCTIONS) > 0 {
-            (self.last_base0_auction_id(event) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
+            (self.last_base0_auction_id(at) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
         } else {
-            self.next_base0_auction_id(event, &mut rng)
+            self.next_base0_auction_id(at, &mut rng)
         };
         let bidder = if rng.below(HOT_BIDDERS) > 0 {
-            (self.last_base0_person_id(event) / HOT_BIDDER_RATIO) * HOT_BIDDER_RATIO + 1
+            (self.last_base0_person_id(at) / HOT_BIDDER_RATIO) * HOT_BIDDER_RATIO + 1
         } else {
-            self.next_base0_person_id(event, &mut rng)
+            self.next_base0_person_id(at, &mut rng)
         };
         let price = next_price(&mut rng);
         let (channel, url) = if rng.below(HOT_CHANNELS_RATIO) > 0 {
@@ -345,16 +405,29 @@ mod tests {
     }
 
     #[test]
+    fn advancing_a_position_matches_computing_it() {
+        let config = default_config();
+        for stride in [1, 3, 49, 50, 51, 137] {
+            let step = config.step(stride);
+            let mut position = config.position(7);
+            for _ in 0..500 {
+                position = config.advance(position, step);
+                assert_eq!(position, config.position(position.event), "stride {stride}");
+            }
+        }
+    }
+
+    #[test]
     fn ids_count_up_from_the_first_ids() {
         let config = default_config();
         // Person events 0, 50, 100 are persons 0, 1, 2; auctions 1..4 are auctions 0..3.
-        assert_eq!(config.last_base0_person_id(100), 2);
-        assert_eq!(config.last_base0_auction_id(1), 0);
-        assert_eq!(config.last_base0_auction_id(3), 2);
-        assert_eq!(config.last_base0_auction_id(53), 5);
+        assert_eq!(config.last_base0_person_id(config.position(100)), 2);
+        assert_eq!(config.last_base0_auction_id(config.position(1)), 0);
+        assert_eq!(config.last_base0_auction_id(config.position(3)), 2);
+        assert_eq!(config.last_base0_auction_id(config.position(53)), 5);
         // A bid sees the epoch's last auction; a person the previous epoch's.
-        assert_eq!(config.last_base0_auction_id(60), 5);
-        assert_eq!(config.last_base0_auction_id(100), 5);
+        assert_eq!(config.last_base0_auction_id(config.position(60)), 5);
+        assert_eq!(config.last_base0_auction_id(config.position(100)), 5);
     }
 
     #[test]

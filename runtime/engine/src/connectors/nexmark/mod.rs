@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::types::flink_type_name;
 
 use columns::{Columns, EventKind};
-use generator::GeneratorConfig;
+use generator::{GeneratorConfig, Position, Step};
 
 /// The `person` table as nexmark-flink declares it, with its 4-second watermark delay.
 pub const PERSON_DDL: &str = "CREATE TABLE person (
@@ -277,9 +277,9 @@ struct NexmarkSource {
     /// For each output column, its index among the table's columns.
     projection: Vec<usize>,
     columns: Columns,
-    /// The next event number this subtask looks at, and the distance to the one after.
-    next_event: u64,
-    stride: u64,
+    /// The next event this subtask looks at, and the distance to the one after.
+    next: Position,
+    step: Step,
     end: u64,
     batch_size: usize,
     throttle: Option<Throttle>,
@@ -304,10 +304,10 @@ impl NexmarkSource {
             schema: Arc::clone(&ctx.schema),
             kind: spec.kind,
             columns: Columns::new(spec.kind, &wanted, batch_size),
+            next: spec.config.position(ctx.subtask as u64),
+            step: spec.config.step(parallelism),
             config: spec.config,
             projection,
-            next_event: ctx.subtask as u64,
-            stride: parallelism,
             end: spec.end,
             batch_size,
             throttle: Throttle::new(spec.events_rate / parallelism as f64),
@@ -316,16 +316,20 @@ impl NexmarkSource {
 
     /// Walk up to `budget` of this subtask's events, keeping those of this table's type, until
     /// a batch is full. Returns the number of rows added.
-    fn scan(&mut self, budget: u64, push: impl Fn(&GeneratorConfig, u64, &mut Columns)) -> usize {
+    fn scan(
+        &mut self,
+        budget: u64,
+        push: impl Fn(&GeneratorConfig, Position, &mut Columns),
+    ) -> usize {
         let mut rows = 0;
         let mut scanned = 0;
-        while scanned < budget && rows < self.batch_size && self.next_event < self.end {
-            let event = self.next_event;
-            if self.config.kind(event) == self.kind {
-                push(&self.config, event, &mut self.columns);
+        while scanned < budget && rows < self.batch_size && self.next.event < self.end {
+            let at = self.next;
+            if self.config.kind_at(at) == self.kind {
+                push(&self.config, at, &mut self.columns);
                 rows += 1;
             }
-            self.next_event = event.saturating_add(self.stride);
+            self.next = self.config.advance(at, self.step);
             scanned += 1;
         }
         rows
@@ -335,7 +339,7 @@ impl NexmarkSource {
 impl Source for NexmarkSource {
     fn poll_next(&mut self) -> Result<SourceEvent> {
         let proportion = self.config.proportion(self.kind);
-        if self.next_event >= self.end || proportion == 0 {
+        if self.next.event >= self.end || proportion == 0 {
             return Ok(SourceEvent::End);
         }
         // Events that hold about one batch of this table's rows.
@@ -355,7 +359,7 @@ impl Source for NexmarkSource {
             EventKind::Bid => self.scan(budget, GeneratorConfig::push_bid),
         };
         if rows == 0 {
-            return Ok(if self.next_event >= self.end {
+            return Ok(if self.next.event >= self.end {
                 SourceEvent::End
             } else {
                 SourceEvent::Pending

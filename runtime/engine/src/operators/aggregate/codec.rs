@@ -109,6 +109,7 @@ pub(crate) fn get_u8(input: &mut &[u8]) -> Result<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

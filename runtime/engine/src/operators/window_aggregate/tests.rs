@@ -128,7 +128,7 @@ enum Step {
 }
 
 /// What the operator emits at each watermark (rows in emission order).
-fn run(op: &mut WindowAggregate, steps: &[Step]) -> Vec<(i64, Vec<Vec<String>>)> {
+fn run(op: &mut WindowAggregate, steps: &[Step]) -> FiredLog {
     let mut fired = Vec::new();
     for step in steps {
         let mut out = Output::default();
@@ -157,15 +157,22 @@ fn run(op: &mut WindowAggregate, steps: &[Step]) -> Vec<(i64, Vec<Vec<String>>)>
     fired
 }
 
+/// Values that arrived in time for one window and key.
+type Values = Vec<Option<i64>>;
+/// A live session: start, end, values.
+type Session = (i64, i64, Values);
+/// The rows fired at each watermark.
+type FiredLog = Vec<(i64, Vec<Vec<String>>)>;
+
 /// The naive reference: windows of each row computed by brute force over candidate starts,
 /// sessions merged by scanning every live session of the key.
 struct Reference {
     window: WindowKind,
     watermark: i64,
     /// (end, start, key) → values that arrived in time.
-    windows: BTreeMap<(i64, i64, i64), Vec<Option<i64>>>,
+    windows: BTreeMap<(i64, i64, i64), Values>,
     /// key → live sessions (start, end, values).
-    sessions: BTreeMap<i64, Vec<(i64, i64, Vec<Option<i64>>)>>,
+    sessions: BTreeMap<i64, Vec<Session>>,
     late: u64,
 }
 
@@ -246,7 +253,7 @@ impl Reference {
 
     fn fire(&mut self, wm: i64) -> Vec<Vec<String>> {
         self.watermark = self.watermark.max(wm);
-        let mut fired: Vec<((i64, i64, i64), Vec<Option<i64>>)> = Vec::new();
+        let mut fired: Vec<((i64, i64, i64), Values)> = Vec::new();
         let keys: Vec<_> = self
             .windows
             .keys()
@@ -310,7 +317,7 @@ fn expected_aggregates(values: &[Option<i64>]) -> Vec<String> {
     ]
 }
 
-fn run_reference(window: WindowKind, steps: &[Step]) -> (Vec<(i64, Vec<Vec<String>>)>, u64) {
+fn run_reference(window: WindowKind, steps: &[Step]) -> (FiredLog, u64) {
     let mut reference = Reference::new(window);
     let mut fired = Vec::new();
     for step in steps {

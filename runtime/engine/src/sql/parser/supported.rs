@@ -375,7 +375,7 @@ impl Checker<'_> {
                  TABLE(TUMBLE|HOP|CUMULATE|SESSION(...)) are",
             ),
             TableFactor::UNNEST { .. } => refuse(
-                self.word_before(start, &["UNNEST"], 3),
+                self.word_before(start, &["UNNEST"], 16),
                 "UNNEST is not supported in streaming queries",
             ),
             TableFactor::MatchRecognize { table, .. } => refuse(

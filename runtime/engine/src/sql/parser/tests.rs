@@ -496,8 +496,8 @@ fn type_and_declaration_errors_name_line_and_column() {
             "quoted option key",
         ),
         (
-            "INSERT INTO s SELECT a + FROM t",
-            at(1, 26),
+            "INSERT INTO s SELECT a FROM t WHERE )",
+            at(1, 37),
             "Expected: an expression",
         ),
         ("SET 'a' = 'b' SET 'c' = 'd'", at(1, 15), "expected `;`"),
