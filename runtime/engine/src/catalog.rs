@@ -27,7 +27,7 @@ pub enum ColumnKind {
         sql_type: String,
     },
     /// `name AS expr`: computed from the physical columns when the row is read.
-    Computed { expr: Expr },
+    Computed { expr: Box<Expr> },
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -120,11 +120,15 @@ impl Script {
     }
 
     pub fn view(&self, name: &str) -> Option<&ViewDef> {
-        self.views.iter().find(|v| v.name.eq_ignore_ascii_case(name))
+        self.views
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(name))
     }
 
     pub fn window(&self, name: &str) -> Option<&WindowTvfDef> {
-        self.windows.iter().find(|w| w.name.eq_ignore_ascii_case(name))
+        self.windows
+            .iter()
+            .find(|w| w.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -150,8 +154,21 @@ pub struct WindowTvfDef {
 /// Window sizes in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowFunction {
-    Tumble { size: i64, offset: i64 },
-    Hop { slide: i64, size: i64, offset: i64 },
-    Cumulate { step: i64, max_size: i64, offset: i64 },
-    Session { gap: i64 },
+    Tumble {
+        size: i64,
+        offset: i64,
+    },
+    Hop {
+        slide: i64,
+        size: i64,
+        offset: i64,
+    },
+    Cumulate {
+        step: i64,
+        max_size: i64,
+        offset: i64,
+    },
+    Session {
+        gap: i64,
+    },
 }

@@ -22,11 +22,17 @@ impl std::fmt::Display for SqlLocation {
 pub enum Error {
     /// The script does not parse, or names something that does not exist.
     #[error("SQL error at {location}: {message}")]
-    Sql { location: SqlLocation, message: String },
+    Sql {
+        location: SqlLocation,
+        message: String,
+    },
 
     /// The script is valid Flink SQL but uses something Weir does not run (yet).
     #[error("not supported at {location}: {message}")]
-    Unsupported { location: SqlLocation, message: String },
+    Unsupported {
+        location: SqlLocation,
+        message: String,
+    },
 
     /// A table's `WITH (...)` options are wrong: unknown connector, unknown or missing option.
     #[error("table `{table}`: {message}")]

@@ -308,7 +308,10 @@ mod tests {
     #[test]
     fn watermarks_print_as_utc_timestamps() {
         assert_eq!(format_watermark(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_watermark(1_586_937_900_123), "2020-04-15 08:05:00.123");
+        assert_eq!(
+            format_watermark(1_586_937_900_123),
+            "2020-04-15 08:05:00.123"
+        );
         assert_eq!(format_watermark(-1), "1969-12-31 23:59:59.999");
     }
 

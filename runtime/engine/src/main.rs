@@ -112,7 +112,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stop = Arc::new(AtomicBool::new(false));
             let handler_stop = stop.clone();
             ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))?;
-            let progress = if quiet { Progress::Quiet } else { Progress::Auto };
+            let progress = if quiet {
+                Progress::Quiet
+            } else {
+                Progress::Auto
+            };
             let summary = job::run(&planned, progress, stop)?;
             if let Some(path) = stats_json {
                 let json = format!(
@@ -127,7 +131,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !quiet {
                 eprintln!(
                     "{}: {} rows in, {} rows out, {} late rows dropped, {:.2} s ({} rows/s){}",
-                    if summary.cancelled { "cancelled" } else { "finished" },
+                    if summary.cancelled {
+                        "cancelled"
+                    } else {
+                        "finished"
+                    },
                     summary.rows_in,
                     summary.rows_out,
                     summary.late_rows_dropped,

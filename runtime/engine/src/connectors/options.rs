@@ -54,9 +54,11 @@ impl<'a> ConnectorOptions<'a> {
     pub fn parse<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>> {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => raw.trim().parse::<T>().map(Some).map_err(|_| {
-                self.error(format!("option '{key}' = '{raw}' is not a valid {what}"))
-            }),
+            Some(raw) => {
+                raw.trim().parse::<T>().map(Some).map_err(|_| {
+                    self.error(format!("option '{key}' = '{raw}' is not a valid {what}"))
+                })
+            }
         }
     }
 
@@ -74,9 +76,11 @@ impl<'a> ConnectorOptions<'a> {
     pub fn duration(&self, key: &str) -> Result<Option<Duration>> {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => parse_duration(raw)
-                .map(Some)
-                .ok_or_else(|| self.error(format!("option '{key}' = '{raw}' is not a duration like '5s' or '200 ms'"))),
+            Some(raw) => parse_duration(raw).map(Some).ok_or_else(|| {
+                self.error(format!(
+                    "option '{key}' = '{raw}' is not a duration like '5s' or '200 ms'"
+                ))
+            }),
         }
     }
 }
@@ -97,9 +101,7 @@ fn key_matches(pattern: &str, key: &str) -> bool {
 /// forms too); no unit means milliseconds.
 pub fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(raw.len());
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
     let value: u64 = number.parse().ok()?;
     let millis = match unit.trim().to_ascii_lowercase().as_str() {

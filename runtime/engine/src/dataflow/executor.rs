@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 
-use crate::connectors::{self, Sink, Source, SinkContext, SourceContext, SourceEvent};
+use crate::connectors::{self, Sink, SinkContext, Source, SourceContext, SourceEvent};
 use crate::dataflow::exchange::{Envelope, OutputEdge, Target};
 use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
 use crate::dataflow::message::{MAX_WATERMARK, Message, Timestamp};
@@ -155,8 +155,12 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     let schema = {
                         let s = tail.schema.clone();
                         if *updating {
-                            let fields: Vec<_> =
-                                s.fields().iter().take(s.fields().len() - 1).cloned().collect();
+                            let fields: Vec<_> = s
+                                .fields()
+                                .iter()
+                                .take(s.fields().len() - 1)
+                                .cloned()
+                                .collect();
                             Arc::new(arrow::datatypes::Schema::new(fields))
                         } else {
                             s
@@ -224,9 +228,9 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     Head::Source(source)
                 }
                 _ => {
-                    let rx = receivers.remove(&(ci, subtask)).ok_or_else(|| {
-                        Error::execution(&head.name, "task has no input channel")
-                    })?;
+                    let rx = receivers
+                        .remove(&(ci, subtask))
+                        .ok_or_else(|| Error::execution(&head.name, "task has no input channel"))?;
                     Head::Input {
                         rx,
                         inputs: channel_inputs[&ci].clone(),
@@ -299,7 +303,12 @@ struct Chain {
 }
 
 impl Chain {
-    fn push_batch(&mut self, at: usize, input: usize, batch: arrow::array::RecordBatch) -> Result<()> {
+    fn push_batch(
+        &mut self,
+        at: usize,
+        input: usize,
+        batch: arrow::array::RecordBatch,
+    ) -> Result<()> {
         if at == self.operators.len() {
             return self.tail_batch(batch);
         }

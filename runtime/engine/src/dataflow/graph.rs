@@ -31,9 +31,16 @@ where
 
 #[derive(Clone)]
 pub enum NodeKind {
-    Source { table: Arc<TableDef> },
-    Operator { factory: Arc<dyn OperatorFactory> },
-    Sink { table: Arc<TableDef>, updating: bool },
+    Source {
+        table: Arc<TableDef>,
+    },
+    Operator {
+        factory: Arc<dyn OperatorFactory>,
+    },
+    Sink {
+        table: Arc<TableDef>,
+        updating: bool,
+    },
 }
 
 #[derive(Clone)]

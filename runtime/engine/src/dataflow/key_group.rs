@@ -7,8 +7,8 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, TimestampMillisecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, TimestampMillisecondType,
 };
 
 use crate::error::{Error, Result};
@@ -34,7 +34,12 @@ pub fn mix64(mut k: u64) -> u64 {
 
 #[inline]
 fn combine(acc: u64, value: u64) -> u64 {
-    mix64(acc ^ value.wrapping_add(SEED).wrapping_add(acc << 6).wrapping_add(acc >> 2))
+    mix64(
+        acc ^ value
+            .wrapping_add(SEED)
+            .wrapping_add(acc << 6)
+            .wrapping_add(acc >> 2),
+    )
 }
 
 /// FNV-1a over bytes, then mixed: stable and good enough for strings as key parts.
@@ -147,7 +152,11 @@ pub fn key_group(hash: u64, max_parallelism: usize) -> KeyGroup {
 
 /// The subtask that owns `key_group` (Flink's `computeOperatorIndexForKeyGroup`).
 #[inline]
-pub fn subtask_for_key_group(key_group: KeyGroup, max_parallelism: usize, parallelism: usize) -> usize {
+pub fn subtask_for_key_group(
+    key_group: KeyGroup,
+    max_parallelism: usize,
+    parallelism: usize,
+) -> usize {
     usize::from(key_group) * parallelism / max_parallelism
 }
 
@@ -243,7 +252,10 @@ mod tests {
         let groups: Vec<KeyGroup> = hashes.iter().map(|h| key_group(*h, 128)).collect();
         assert_eq!(
             (hashes, groups),
-            (vec![9_588_244_920_978_536_796, 17_750_564_579_713_561_909], vec![122, 7])
+            (
+                vec![9_588_244_920_978_536_796, 17_750_564_579_713_561_909],
+                vec![122, 7]
+            )
         );
     }
 

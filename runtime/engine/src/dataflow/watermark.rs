@@ -109,7 +109,11 @@ mod tests {
         assert_eq!(t.on_idle(1), Some(100));
         assert_eq!(t.on_watermark(0, 200), Some(200));
         t.on_data(1);
-        assert_eq!(t.on_watermark(0, 300), None, "channel 1 is active again at MIN");
+        assert_eq!(
+            t.on_watermark(0, 300),
+            None,
+            "channel 1 is active again at MIN"
+        );
     }
 
     #[test]

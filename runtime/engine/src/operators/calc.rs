@@ -55,7 +55,10 @@ impl Calc {
                     .evaluate(&visible)?
                     .into_array(visible.num_rows())?;
                 if mask.data_type() != &DataType::Boolean {
-                    return Err(Error::execution(&self.name, "filter condition is not BOOLEAN"));
+                    return Err(Error::execution(
+                        &self.name,
+                        "filter condition is not BOOLEAN",
+                    ));
                 }
                 let mask = mask.as_boolean();
                 if mask.true_count() == visible.num_rows() && mask.null_count() == 0 {

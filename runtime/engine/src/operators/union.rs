@@ -24,7 +24,10 @@ impl Operator for Union {
 
     fn process_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Output) -> Result<()> {
         // Inputs may differ in field names or nullability only; relabel to the union's schema.
-        out.batch(RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?);
+        out.batch(RecordBatch::try_new(
+            self.schema.clone(),
+            batch.columns().to_vec(),
+        )?);
         Ok(())
     }
 }

@@ -11,22 +11,21 @@
 //! merged as rows arrive, as Flink's `MergingWindowSet` does.
 //!
 //! When more (window, key) entries are in memory than the memory limit, whole windows are
-//! spilled to the state backend, latest end first, until half the limit is left: each entry
-//! becomes one key-value pair in the entry's key group, with the key
-//! `order(end) ++ order(start) ++ key bytes ++ spill round (u64 big-endian)`, where `order(v)` is
-//! `v` with its sign bit flipped, big-endian, so keys sort by window. The value is the slot's
-//! accumulator state. A window's partial states are found again with one prefix scan
-//! (`order(end) ++ order(start)`) per key group it spilled to, merged into the in-memory entry
-//! when the window fires (or when a session merges), and deleted.
+//! spilled to the state backend, latest end first, until half the limit is left; a window's
+//! spilled partial states are merged back when it fires (or when a session merges) and deleted.
+//! The key layout is described in [`spill`].
 
 mod assign;
+mod spill;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
-use weir_state::{StateBackend, StateId, WriteOp};
+use weir_state::{StateBackend, StateId};
+
+use spill::Store;
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp, row_kinds};
@@ -143,28 +142,6 @@ impl Core {
     }
 }
 
-/// The state backend and where this operator's state lives in it.
-struct Store {
-    backend: Box<dyn StateBackend>,
-    id: StateId,
-    /// Counts spill rounds; the suffix that keeps one entry's spills apart.
-    round: u64,
-}
-
-/// `v` as 8 bytes that sort like the number.
-fn order_bytes(v: i64) -> [u8; 8] {
-    ((v as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn window_prefix(end: Timestamp, start: Timestamp) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(16);
-    prefix.extend_from_slice(&order_bytes(end));
-    prefix.extend_from_slice(&order_bytes(start));
-    prefix
-}
-
-const SPILL_SUFFIX: usize = 8;
-
 pub struct WindowAggregate {
     spec: WindowAggregateSpec,
     task: TaskInfo,
@@ -230,7 +207,7 @@ impl WindowAggregate {
             let mut groups = entry.groups;
             self.windows.in_memory -= groups.len();
             if !entry.spilled.is_empty() {
-                restore_spilled(
+                spill::restore_spilled(
                     &mut self.store,
                     core,
                     &entry.spilled,
@@ -260,121 +237,6 @@ impl WindowAggregate {
         }
         emit(&self.spec, core, &mut pending, out)
     }
-
-    /// Spill whole windows, latest first, until at most half the limit is in memory.
-    fn maybe_spill(&mut self) -> Result<()> {
-        if self.windows.in_memory <= self.memory_limit {
-            return Ok(());
-        }
-        let Some(core) = self.core.as_mut() else {
-            return Ok(());
-        };
-        let target = self.memory_limit / 2;
-        let round = self.store.round;
-        self.store.round += 1;
-        let mut ops = Vec::new();
-        for (&(end, start), entry) in self.windows.map.iter_mut().rev() {
-            if self.windows.in_memory <= target {
-                break;
-            }
-            if entry.groups.is_empty() {
-                continue;
-            }
-            let prefix = window_prefix(end, start);
-            for (key, slot) in entry.groups.drain() {
-                let key_group = core.slot_key_group[slot as usize];
-                let mut k = Vec::with_capacity(prefix.len() + key.len() + SPILL_SUFFIX);
-                k.extend_from_slice(&prefix);
-                k.extend_from_slice(&key);
-                k.extend_from_slice(&round.to_be_bytes());
-                let mut value = Vec::new();
-                core.accs.write_state(slot, &mut value);
-                ops.push(WriteOp::Put {
-                    state: self.store.id,
-                    key_group,
-                    key: k,
-                    value,
-                });
-                entry.spilled.insert(key_group);
-                core.accs.release(slot);
-                self.windows.in_memory -= 1;
-            }
-        }
-        tracing::debug!(
-            operator = %self.task.operator,
-            entries = ops.len(),
-            "spilled window aggregate state"
-        );
-        self.store.backend.write_batch(ops)?;
-        Ok(())
-    }
-}
-
-/// Merge the spilled partial states of window (`end`, `start`) into `groups` (allocating slots
-/// for keys that are only spilled) and delete them from the backend.
-fn restore_spilled(
-    store: &mut Store,
-    core: &mut Core,
-    key_groups: &BTreeSet<KeyGroup>,
-    end: Timestamp,
-    start: Timestamp,
-    groups: &mut KeyMap<u32>,
-) -> Result<()> {
-    let prefix = window_prefix(end, start);
-    let mut deletes = Vec::new();
-    for &key_group in key_groups {
-        for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
-            if k.len() < prefix.len() + SPILL_SUFFIX {
-                continue;
-            }
-            let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
-            let slot = match groups.get(key) {
-                Some(&slot) => slot,
-                None => {
-                    let slot = core.alloc(key_group);
-                    groups.insert(key, slot);
-                    slot
-                }
-            };
-            core.accs.merge_encoded(slot, &value)?;
-            deletes.push(WriteOp::Delete {
-                state: store.id,
-                key_group,
-                key: k,
-            });
-        }
-    }
-    store.backend.write_batch(deletes)?;
-    Ok(())
-}
-
-/// Merge the spilled partial states of `key` in session (`end`, `start`) into `slot` and delete
-/// them from the backend.
-fn restore_spilled_key(
-    store: &mut Store,
-    core: &mut Core,
-    key_group: KeyGroup,
-    (end, start): (Timestamp, Timestamp),
-    key: &[u8],
-    slot: u32,
-) -> Result<()> {
-    let mut prefix = window_prefix(end, start);
-    prefix.extend_from_slice(key);
-    let mut deletes = Vec::new();
-    for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
-        // Only this key, not a longer key that starts with the same bytes.
-        if k.len() != prefix.len() + SPILL_SUFFIX {
-            continue;
-        }
-        core.accs.merge_encoded(slot, &value)?;
-        deletes.push(WriteOp::Delete {
-            state: store.id,
-            key_group,
-            key: k,
-        });
-    }
-    store.backend.write_batch(deletes)?;
-    Ok(())
 }
 
 /// Fired (window, key) rows waiting to be emitted.
@@ -598,7 +460,13 @@ impl Operator for WindowAggregate {
                 &mut self.contributed,
             )?,
         }
-        self.maybe_spill()
+        spill::maybe_spill(
+            &mut self.windows,
+            self.core.as_mut(),
+            &mut self.store,
+            self.memory_limit,
+            &self.task.operator,
+        )
     }
 
     fn process_watermark(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {

@@ -15,9 +15,20 @@ use crate::error::{Error, Result};
 /// An aligned (non-session) window function, sizes in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlignedWindow {
-    Tumble { size: i64, offset: i64 },
-    Hop { size: i64, slide: i64, offset: i64 },
-    Cumulate { max_size: i64, step: i64, offset: i64 },
+    Tumble {
+        size: i64,
+        offset: i64,
+    },
+    Hop {
+        size: i64,
+        slide: i64,
+        offset: i64,
+    },
+    Cumulate {
+        max_size: i64,
+        step: i64,
+        offset: i64,
+    },
 }
 
 impl AlignedWindow {
@@ -29,7 +40,11 @@ impl AlignedWindow {
                 let start = ts - (ts - offset).rem_euclid(size);
                 out.push((start, start + size));
             }
-            AlignedWindow::Hop { size, slide, offset } => {
+            AlignedWindow::Hop {
+                size,
+                slide,
+                offset,
+            } => {
                 let last_start = ts - (ts - offset).rem_euclid(slide);
                 let mut start = last_start - size + slide;
                 while start <= last_start {
@@ -137,20 +152,31 @@ mod tests {
 
     #[test]
     fn tumbling_windows_align_to_the_epoch_even_before_it() {
-        let w = AlignedWindow::Tumble { size: 10, offset: 0 };
+        let w = AlignedWindow::Tumble {
+            size: 10,
+            offset: 0,
+        };
         assert_eq!(windows(w, 25), vec![(20, 30)]);
         assert_eq!(windows(w, -1), vec![(-10, 0)]);
     }
 
     #[test]
     fn a_row_is_in_size_over_slide_hopping_windows() {
-        let w = AlignedWindow::Hop { size: 10, slide: 5, offset: 0 };
+        let w = AlignedWindow::Hop {
+            size: 10,
+            slide: 5,
+            offset: 0,
+        };
         assert_eq!(windows(w, 12), vec![(5, 15), (10, 20)]);
     }
 
     #[test]
     fn cumulating_windows_hold_the_row_from_its_step_on() {
-        let w = AlignedWindow::Cumulate { max_size: 30, step: 10, offset: 0 };
+        let w = AlignedWindow::Cumulate {
+            max_size: 30,
+            step: 10,
+            offset: 0,
+        };
         assert_eq!(windows(w, 12), vec![(0, 20), (0, 30)]);
         assert_eq!(windows(w, 0), vec![(0, 10), (0, 20), (0, 30)]);
     }

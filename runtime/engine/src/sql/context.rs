@@ -22,7 +22,7 @@ pub struct SchemaSource {
 }
 
 impl SchemaSource {
-    pub fn new(schema: SchemaRef) -> Arc<dyn TableSource> {
+    pub fn shared(schema: SchemaRef) -> Arc<dyn TableSource> {
         Arc::new(SchemaSource { schema })
     }
 }
@@ -87,7 +87,8 @@ impl PlanningContext {
     }
 
     pub fn register(&mut self, name: &str, schema: SchemaRef) {
-        self.tables.insert(name.to_string(), SchemaSource::new(schema));
+        self.tables
+            .insert(name.to_string(), SchemaSource::shared(schema));
     }
 
     pub fn is_registered(&self, name: &str) -> bool {
@@ -116,7 +117,9 @@ impl ContextProvider for PlanningContext {
             .keys()
             .find(|k| k.eq_ignore_ascii_case(table) && !k.starts_with("__weir"))
         {
-            return plan_err!("table '{table}' not found; did you mean '{other}'? (names are case-sensitive)");
+            return plan_err!(
+                "table '{table}' not found; did you mean '{other}'? (names are case-sensitive)"
+            );
         }
         plan_err!("table '{table}' not found")
     }
@@ -184,7 +187,11 @@ impl FlinkAggregate {
     }
 
     fn function(&self) -> AggFunction {
-        if self.avg { AggFunction::Avg } else { AggFunction::Sum }
+        if self.avg {
+            AggFunction::Avg
+        } else {
+            AggFunction::Sum
+        }
     }
 }
 

@@ -7,7 +7,11 @@ fn fails_with(sql: &str, expected: &[&str]) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("in.csv"), "a,1\nb,oops\n").expect("write input");
     let run = weir_run(dir.path(), sql, &[]);
-    assert!(!run.success, "expected a failure, got success:\n{}", run.stdout);
+    assert!(
+        !run.success,
+        "expected a failure, got success:\n{}",
+        run.stdout
+    );
     for e in expected {
         assert!(
             run.stderr.contains(e),
@@ -22,7 +26,9 @@ const SINK: &str = "CREATE TABLE out (name STRING, n INT) WITH ('connector' = 'b
 #[test]
 fn an_unknown_connector_lists_the_available_ones() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'kafkaa');\n{SINK}INSERT INTO out SELECT name, n FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'kafkaa');\n{SINK}INSERT INTO out SELECT name, n FROM t;"
+        ),
         &["unknown connector 'kafkaa'", "datagen", "filesystem"],
     );
 }
@@ -30,7 +36,9 @@ fn an_unknown_connector_lists_the_available_ones() {
 #[test]
 fn an_unknown_option_lists_the_valid_ones() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv', 'csv.delimiter' = ';');\n{SINK}INSERT INTO out SELECT name, n FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv', 'csv.delimiter' = ';');\n{SINK}INSERT INTO out SELECT name, n FROM t;"
+        ),
         &["'csv.delimiter'", "csv.field-delimiter"],
     );
 }
@@ -38,7 +46,9 @@ fn an_unknown_option_lists_the_valid_ones() {
 #[test]
 fn a_missing_required_option_is_named() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"
+        ),
         &["'path'"],
     );
 }
@@ -46,7 +56,9 @@ fn a_missing_required_option_is_named() {
 #[test]
 fn an_unknown_column_is_reported_with_line_and_column() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out\nSELECT name, nope FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out\nSELECT name, nope FROM t;"
+        ),
         &["line 4", "nope"],
     );
 }
@@ -54,7 +66,9 @@ fn an_unknown_column_is_reported_with_line_and_column() {
 #[test]
 fn unsupported_sql_names_the_construct_and_its_place() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t\nORDER BY n;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t\nORDER BY n;"
+        ),
         &["ORDER BY", "line 4"],
     );
 }
@@ -70,7 +84,9 @@ fn a_syntax_error_has_line_and_column() {
 #[test]
 fn a_missing_input_file_is_named() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'no/such/file.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'no/such/file.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"
+        ),
         &["no/such/file.csv"],
     );
 }
@@ -78,7 +94,9 @@ fn a_missing_input_file_is_named() {
 #[test]
 fn a_malformed_csv_row_names_the_file_and_line() {
     fails_with(
-        &format!("CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"),
+        &format!(
+            "CREATE TABLE t (name STRING, n INT) WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');\n{SINK}INSERT INTO out SELECT name, n FROM t;"
+        ),
         &["in.csv:2", "oops"],
     );
 }

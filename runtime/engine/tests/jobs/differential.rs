@@ -10,8 +10,10 @@ use crate::support::{Rng, read_lines, sorted, ts, weir_run_ok};
 /// 2024-05-01 10:00:00 UTC
 const BASE: i64 = 1_714_557_600_000;
 const WATERMARK_DELAY: i64 = 2_000;
-/// Flink's `pipeline.auto-watermark-interval` default.
-const WATERMARK_INTERVAL: i64 = 200;
+/// `pipeline.auto-watermark-interval` as the scripts set it: 0 makes Flink (and Weir) emit a
+/// watermark on every advance and never on a processing-time timer, so which rows are late
+/// does not depend on how fast the machine is.
+const WATERMARK_INTERVAL: i64 = 0;
 
 #[derive(Debug, Clone)]
 struct Row {
@@ -65,7 +67,7 @@ fn write_input(dir: &Path, files: &[&[Row]]) {
     }
 }
 
-const SOURCE: &str = "CREATE TABLE events (key STRING, v INT, price DOUBLE, ts TIMESTAMP(3), \
+const SOURCE: &str = "SET 'pipeline.auto-watermark-interval' = '0';\nCREATE TABLE events (key STRING, v INT, price DOUBLE, ts TIMESTAMP(3), \
     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) \
     WITH ('connector' = 'filesystem', 'path' = 'input', 'format' = 'csv');\n";
 
@@ -117,12 +119,22 @@ enum Kind {
 fn parse_ts(s: &str) -> i64 {
     let s = s.trim().replace('T', " ");
     let (date, time) = s.split_once(' ').expect("timestamp has a date and a time");
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().expect("date part")).collect();
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().expect("date part"))
+        .collect();
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().expect("time part")).collect();
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|p| p.parse().expect("time part"))
+        .collect();
     let millis: i64 = format!("{frac:0<3}")[..3].parse().expect("millis");
     // days from civil (Howard Hinnant)
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d[2] - 1;
@@ -211,10 +223,20 @@ fn run_stateless(parallelism: &str, files: usize) {
         "{SOURCE}{}INSERT INTO results SELECT key, v * 2 + 1, UPPER(key), \
          CASE WHEN v > 50 THEN 'high' ELSE 'low' END, price * 2, ABS(v - 50), ts \
          FROM events WHERE v IS NOT NULL AND MOD(v, 3) <> 0;",
-        sink("key STRING, v2 INT, upper_key STRING, level STRING, price2 DOUBLE, distance INT, ts TIMESTAMP(3)")
+        sink(
+            "key STRING, v2 INT, upper_key STRING, level STRING, price2 DOUBLE, distance INT, ts TIMESTAMP(3)"
+        )
     );
     weir_run_ok(dir.path(), &sql, &["--parallelism", parallelism]);
-    let kinds = [Kind::Str, Kind::Int, Kind::Str, Kind::Str, Kind::Float, Kind::Int, Kind::Ts];
+    let kinds = [
+        Kind::Str,
+        Kind::Int,
+        Kind::Str,
+        Kind::Str,
+        Kind::Float,
+        Kind::Int,
+        Kind::Ts,
+    ];
     assert_eq!(output(dir.path(), &kinds), stateless_reference(&rows));
 }
 
@@ -384,7 +406,8 @@ fn run_window(window: Window, parallelism: &str, late: bool) {
         assert!(late_rows > 0, "the input has late rows");
     }
     assert!(
-        run.stderr.contains(&format!("{late_rows} late rows dropped")),
+        run.stderr
+            .contains(&format!("{late_rows} late rows dropped")),
         "expected {late_rows} late rows dropped in the summary:\n{}",
         run.stderr
     );
@@ -402,22 +425,50 @@ fn tumbling_windows_with_late_rows_match_flink_at_parallelism_4() {
 
 #[test]
 fn hopping_windows_with_late_rows_match_flink_at_parallelism_1() {
-    run_window(Window::Hop { slide: 2_000, size: 6_000 }, "1", true);
+    run_window(
+        Window::Hop {
+            slide: 2_000,
+            size: 6_000,
+        },
+        "1",
+        true,
+    );
 }
 
 #[test]
 fn hopping_windows_match_flink_at_parallelism_4() {
-    run_window(Window::Hop { slide: 2_000, size: 6_000 }, "4", true);
+    run_window(
+        Window::Hop {
+            slide: 2_000,
+            size: 6_000,
+        },
+        "4",
+        true,
+    );
 }
 
 #[test]
 fn cumulating_windows_with_late_rows_match_flink_at_parallelism_1() {
-    run_window(Window::Cumulate { step: 2_000, max: 6_000 }, "1", true);
+    run_window(
+        Window::Cumulate {
+            step: 2_000,
+            max: 6_000,
+        },
+        "1",
+        true,
+    );
 }
 
 #[test]
 fn cumulating_windows_match_flink_at_parallelism_4() {
-    run_window(Window::Cumulate { step: 2_000, max: 6_000 }, "4", true);
+    run_window(
+        Window::Cumulate {
+            step: 2_000,
+            max: 6_000,
+        },
+        "4",
+        true,
+    );
 }
 
 /// Several files read in parallel: disorder stays within the watermark delay, so no row is
@@ -425,14 +476,18 @@ fn cumulating_windows_match_flink_at_parallelism_4() {
 #[test]
 fn windows_over_parallel_sources_see_every_row_once() {
     let dir = tempdir();
-    let files: Vec<Vec<Row>> = (0..4).map(|i| generate(100 + i, 800, false, false)).collect();
+    let files: Vec<Vec<Row>> = (0..4)
+        .map(|i| generate(100 + i, 800, false, false))
+        .collect();
     let refs: Vec<&[Row]> = files.iter().map(Vec::as_slice).collect();
     write_input(dir.path(), &refs);
     let sql = format!(
         "{SOURCE}{}INSERT INTO results SELECT key, window_start, window_end, COUNT(*), SUM(v) \
          FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
          GROUP BY key, window_start, window_end;",
-        sink("key STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT, sum_v INT")
+        sink(
+            "key STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT, sum_v INT"
+        )
     );
     weir_run_ok(dir.path(), &sql, &["--parallelism", "4"]);
     let mut expected: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
@@ -445,7 +500,13 @@ fn windows_over_parallel_sources_see_every_row_once() {
     let expected: Vec<Vec<Cell>> = expected
         .into_iter()
         .map(|((k, s), (c, sum))| {
-            vec![Cell::Str(k), Cell::Ts(s), Cell::Ts(s + 5_000), Cell::Int(c), Cell::Int(sum)]
+            vec![
+                Cell::Str(k),
+                Cell::Ts(s),
+                Cell::Ts(s + 5_000),
+                Cell::Int(c),
+                Cell::Int(sum),
+            ]
         })
         .collect();
     let kinds = [Kind::Str, Kind::Ts, Kind::Ts, Kind::Int, Kind::Int];
@@ -460,7 +521,11 @@ fn session_windows_close_after_the_gap_per_key() {
     let mut rows = Vec::new();
     let mut t = BASE;
     for i in 0..600 {
-        t += if i % 40 == 39 { 8_000 } else { rng.range(50, 400) };
+        t += if i % 40 == 39 {
+            8_000
+        } else {
+            rng.range(50, 400)
+        };
         rows.push(Row {
             key: format!("k{}", rng.range(0, 2)),
             v: Some(rng.range(0, 9)),
@@ -473,7 +538,9 @@ fn session_windows_close_after_the_gap_per_key() {
         "{SOURCE}{}INSERT INTO results SELECT key, window_start, window_end, COUNT(*), SUM(v) \
          FROM TABLE(SESSION(TABLE events PARTITION BY key, DESCRIPTOR(ts), INTERVAL '3' SECOND)) \
          GROUP BY key, window_start, window_end;",
-        sink("key STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT, sum_v INT")
+        sink(
+            "key STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT, sum_v INT"
+        )
     );
     weir_run_ok(dir.path(), &sql, &["--parallelism", "2"]);
     let mut by_key: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
@@ -502,7 +569,13 @@ fn session_windows_close_after_the_gap_per_key() {
             count += 1;
             sum += r.v.unwrap_or(0);
         }
-        expected.push(vec![Cell::Str(key), Cell::Ts(start), Cell::Ts(end), Cell::Int(count), Cell::Int(sum)]);
+        expected.push(vec![
+            Cell::Str(key),
+            Cell::Ts(start),
+            Cell::Ts(end),
+            Cell::Int(count),
+            Cell::Int(sum),
+        ]);
     }
     expected.sort();
     let kinds = [Kind::Str, Kind::Ts, Kind::Ts, Kind::Int, Kind::Int];
@@ -536,13 +609,22 @@ fn union_all_of_two_views_feeds_one_window_and_a_statement_set_writes_two_sinks(
     let mut expected: BTreeMap<(String, i64), i64> = BTreeMap::new();
     for r in &rows {
         let v = r.v.unwrap_or(50);
-        if v < 30 || v > 70 {
-            *expected.entry((r.key.clone(), r.ts - r.ts.rem_euclid(10_000))).or_default() += 1;
+        if !(30..=70).contains(&v) {
+            *expected
+                .entry((r.key.clone(), r.ts - r.ts.rem_euclid(10_000)))
+                .or_default() += 1;
         }
     }
     let expected: Vec<Vec<Cell>> = expected
         .into_iter()
-        .map(|((k, s), c)| vec![Cell::Str(k), Cell::Ts(s), Cell::Ts(s + 10_000), Cell::Int(c)])
+        .map(|((k, s), c)| {
+            vec![
+                Cell::Str(k),
+                Cell::Ts(s),
+                Cell::Ts(s + 10_000),
+                Cell::Int(c),
+            ]
+        })
         .collect();
     let kinds = [Kind::Str, Kind::Ts, Kind::Ts, Kind::Int];
     assert_eq!(output(dir.path(), &kinds), expected);
@@ -641,8 +723,15 @@ fn an_updating_result_into_an_append_only_file_sink_is_refused_before_the_job_st
     );
     let run = crate::support::weir_run(dir.path(), &sql, &[]);
     assert!(!run.success);
-    assert!(run.stderr.contains("doesn't support consuming update changes"), "{}", run.stderr);
-    assert!(!dir.path().join("output").exists() || read_lines(&dir.path().join("output")).is_empty());
+    assert!(
+        run.stderr
+            .contains("doesn't support consuming update changes"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !dir.path().join("output").exists() || read_lines(&dir.path().join("output")).is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, PrimitiveArray};
+use arrow::array::{ArrayRef, Int64Array, PrimitiveArray, StringBuilder};
 use arrow::datatypes::{DataType, TimestampMillisecondType};
 
-use crate::connectors::generate::StrColumn;
 use crate::error::Result;
 
 /// Which of the three Nexmark tables an event (or a `CREATE TABLE`) is.
@@ -103,7 +102,7 @@ impl EventKind {
 /// One output column under construction; `Skip` for a column the table does not declare.
 enum ColumnBuf {
     Long(Vec<i64>),
-    Str(StrColumn),
+    Str(StringBuilder),
     Skip,
 }
 
@@ -129,7 +128,9 @@ impl Columns {
     fn empty(want: bool, t: NexmarkType, capacity: usize) -> ColumnBuf {
         match (want, t) {
             (false, _) => ColumnBuf::Skip,
-            (true, NexmarkType::String) => ColumnBuf::Str(StrColumn::with_capacity(capacity, 0)),
+            (true, NexmarkType::String) => {
+                ColumnBuf::Str(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
             (true, _) => ColumnBuf::Long(Vec::with_capacity(capacity)),
         }
     }
@@ -142,15 +143,14 @@ impl Columns {
     }
 
     #[inline]
-    pub(super) fn string(&mut self, column: usize, value: &[u8]) {
+    pub(super) fn string(&mut self, column: usize, value: &str) {
         if let ColumnBuf::Str(strings) = &mut self.bufs[column] {
-            strings.bytes_mut().extend_from_slice(value);
-            strings.end_row();
+            strings.append_value(value);
         }
     }
 
     #[inline]
-    pub(super) fn strings(&mut self, column: usize) -> Option<&mut StrColumn> {
+    pub(super) fn strings(&mut self, column: usize) -> Option<&mut StringBuilder> {
         match &mut self.bufs[column] {
             ColumnBuf::Str(strings) => Some(strings),
             _ => None,
@@ -170,7 +170,13 @@ impl Columns {
                     _ => Arc::new(Int64Array::from(values)),
                 }
             }
-            ColumnBuf::Str(strings) => Arc::new(strings.finish(None)?),
+            ColumnBuf::Str(strings) => {
+                // Start the next batch with room for what this one held, so the buffers do not
+                // regrow (and copy) their way up.
+                let bytes = strings.values_slice().len();
+                let next = StringBuilder::with_capacity(self.capacity, bytes + bytes / 8);
+                Arc::new(std::mem::replace(strings, next).finish())
+            }
             ColumnBuf::Skip => Arc::new(Int64Array::from(Vec::<i64>::new())),
         };
         Ok(array)

@@ -8,43 +8,11 @@ use crate::connectors::SourceEvent;
 use crate::connectors::test_util::{rows_as_text, run_source, source_context, table};
 use crate::types::timestamp_type;
 
-/// A stand-in for the SQL front end, enough for the DDL constants: columns `name TYPE`, a
-/// skipped `WATERMARK` clause, and `WITH ('k' = 'v', …)`.
+/// The table a `CREATE TABLE` statement declares, through Weir's SQL front end.
 fn parse_ddl(ddl: &str) -> TableDef {
-    let name = ddl
-        .trim()
-        .strip_prefix("CREATE TABLE ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("CREATE TABLE name");
-    let open = ddl.find('(').expect("column list");
-    let close = ddl.find(") WITH (").expect("WITH clause");
-    let columns: Vec<(&str, DataType)> = ddl[open + 1..close]
-        .split(",\n")
-        .map(str::trim)
-        .filter(|item| !item.is_empty() && !item.starts_with("WATERMARK"))
-        .map(|item| {
-            let (column, sql_type) = item.split_once(' ').expect("name and type");
-            let data_type = match sql_type.trim() {
-                "BIGINT" => DataType::Int64,
-                "STRING" => DataType::Utf8,
-                "TIMESTAMP(3)" => timestamp_type(),
-                other => panic!("type {other} in the DDL"),
-            };
-            (column, data_type)
-        })
-        .collect();
-    let with = &ddl[close + ") WITH (".len()..ddl.rfind(')').expect("closing parenthesis")];
-    let options: Vec<(&str, &str)> = with
-        .split(',')
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').expect("'key' = 'value'");
-            (
-                key.trim().trim_matches('\''),
-                value.trim().trim_matches('\''),
-            )
-        })
-        .collect();
-    table(name, &columns, &options)
+    let script = crate::sql::parser::parse_script(ddl).expect("the DDL parses");
+    assert_eq!(script.tables.len(), 1);
+    script.tables[0].clone()
 }
 
 fn with_options(def: &TableDef, extra: &[(&str, &str)]) -> TableDef {
@@ -68,6 +36,8 @@ fn the_documented_ddl_declares_valid_nexmark_tables() {
     for (ddl, columns) in [(PERSON_DDL, 8), (AUCTION_DDL, 10), (BID_DDL, 7)] {
         let def = parse_ddl(ddl);
         assert_eq!(def.columns.len(), columns, "{}", def.name);
+        let watermark = def.watermark.as_ref().expect("a watermark");
+        assert_eq!(watermark.column, "dateTime");
         NexmarkConnector
             .validate(&def, true)
             .expect("the documented DDL validates");

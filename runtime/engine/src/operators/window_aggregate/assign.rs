@@ -10,7 +10,8 @@
 
 use arrow::array::{Array, ArrayRef, TimestampMillisecondArray};
 
-use super::{Core, Store, WindowEntry, WindowKind, Windows, fired, restore_spilled_key};
+use super::spill::{Store, restore_spilled_key};
+use super::{Core, WindowEntry, WindowKind, Windows, fired};
 use crate::dataflow::message::Timestamp;
 use crate::error::Result;
 use crate::operators::aggregate::{FastMap, KeyRows, LazyKeyGroups, NO_SLOT};

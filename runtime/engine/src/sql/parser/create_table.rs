@@ -181,7 +181,9 @@ impl ScriptParser<'_> {
             }
             return Ok(ColumnDef {
                 name,
-                kind: ColumnKind::Computed { expr },
+                kind: ColumnKind::Computed {
+                    expr: Box::new(expr),
+                },
                 location,
             });
         }

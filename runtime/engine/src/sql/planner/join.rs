@@ -156,13 +156,16 @@ impl Planner<'_> {
         }
         // Drop the appended key columns: left columns, then right columns.
         let keep: Vec<usize> = (0..left.schema.fields().len())
-            .chain(
-                (0..right.schema.fields().len()).map(|i| left_in.schema.fields().len() + i),
-            )
+            .chain((0..right.schema.fields().len()).map(|i| left_in.schema.fields().len() + i))
             .collect();
         let exprs: Vec<Expr> = keep.iter().map(|i| stream.column(*i)).collect();
         let schema = Arc::new(stream.schema.project(&keep)?);
-        self.add_calc(&stream, None, Some((exprs, schema)), "Calc(drop join keys)".into())
+        self.add_calc(
+            &stream,
+            None,
+            Some((exprs, schema)),
+            "Calc(drop join keys)".into(),
+        )
     }
 
     /// The inputs to join (with computed key columns appended where needed) and the key
@@ -191,10 +194,24 @@ impl Planner<'_> {
         if let Some((lk, rk)) = direct {
             return Ok((left.clone(), lk, right.clone(), rk));
         }
-        let mut left_exprs: Vec<Expr> = (0..left.schema.fields().len()).map(|i| left.column(i)).collect();
-        let mut right_exprs: Vec<Expr> = (0..right.schema.fields().len()).map(|i| right.column(i)).collect();
-        let mut left_fields: Vec<Field> = left.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut right_fields: Vec<Field> = right.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut left_exprs: Vec<Expr> = (0..left.schema.fields().len())
+            .map(|i| left.column(i))
+            .collect();
+        let mut right_exprs: Vec<Expr> = (0..right.schema.fields().len())
+            .map(|i| right.column(i))
+            .collect();
+        let mut left_fields: Vec<Field> = left
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut right_fields: Vec<Field> = right
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         let mut lk = Vec::new();
         let mut rk = Vec::new();
         for (i, (l, r)) in keys.iter().enumerate() {
@@ -272,7 +289,9 @@ impl Planner<'_> {
         let mut fields = Vec::new();
         for (i, (q, f)) in left_in.df.iter().chain(right_in.df.iter()).enumerate() {
             let q = q.cloned().or_else(|| {
-                Some(datafusion_common::TableReference::bare(format!("__weir_k{i}")))
+                Some(datafusion_common::TableReference::bare(format!(
+                    "__weir_k{i}"
+                )))
             });
             fields.push((q, f.clone()));
         }
@@ -285,6 +304,8 @@ impl Planner<'_> {
 
 fn refers_only_to(expr: &Expr, stream: &Stream) -> bool {
     let refs = expr.column_refs();
-    !refs.is_empty() && refs.iter().all(|c: &&Column| stream.df.index_of_column(c).is_ok())
+    !refs.is_empty()
+        && refs
+            .iter()
+            .all(|c: &&Column| stream.df.index_of_column(c).is_ok())
 }
-

@@ -133,9 +133,19 @@ fn plain_df(schema: &SchemaRef) -> Result<Arc<DFSchema>> {
                 .fields()
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (Some(datafusion_common::TableReference::bare(format!("__weir_{i}"))), f.clone()))
+                .map(|(i, f)| {
+                    (
+                        Some(datafusion_common::TableReference::bare(format!(
+                            "__weir_{i}"
+                        ))),
+                        f.clone(),
+                    )
+                })
                 .collect();
-            Ok(Arc::new(DFSchema::new_with_metadata(fields, Default::default())?))
+            Ok(Arc::new(DFSchema::new_with_metadata(
+                fields,
+                Default::default(),
+            )?))
         }
     }
 }
@@ -204,15 +214,19 @@ impl<'a> Planner<'a> {
                 }
                 ColumnKind::Computed { expr } => {
                     let bound = sql
-                        .sql_to_expr(expr.clone(), &physical_df, &mut PlannerContext::new())
+                        .sql_to_expr(
+                            expr.as_ref().clone(),
+                            &physical_df,
+                            &mut PlannerContext::new(),
+                        )
                         .map_err(|e| df_error(e, column.location))?;
                     exprs.push(bound.alias(&column.name));
                 }
             }
         }
         let (full_schema, computed) = if has_computed {
-            let (schema, exprs) = coerce_projection(&physical, exprs)
-                .map_err(|e| df_error(e, def.location))?;
+            let (schema, exprs) =
+                coerce_projection(&physical, exprs).map_err(|e| df_error(e, def.location))?;
             (schema, Some(exprs))
         } else {
             (physical.clone(), None)
@@ -312,7 +326,9 @@ impl<'a> Planner<'a> {
                 if let Some(e) = first_error {
                     return Err(e);
                 }
-                let w = pending_windows.first().map(|w| (w.location, w.input.clone()));
+                let w = pending_windows
+                    .first()
+                    .map(|w| (w.location, w.input.clone()));
                 let (location, input) = w.unwrap_or_default();
                 return Err(Error::sql(
                     location,
@@ -373,7 +389,11 @@ impl<'a> Planner<'a> {
         }
         let node_schema = with_row_kind(&sink_schema, stream.updating);
         let sink = self.graph.add_node(
-            format!("Sink(table=[{}], connector=[{}])", table.name, connector.name()),
+            format!(
+                "Sink(table=[{}], connector=[{}])",
+                table.name,
+                connector.name()
+            ),
             stream.parallelism,
             NodeKind::Sink {
                 table: Arc::new(table.clone()),
@@ -480,7 +500,12 @@ impl<'a> Planner<'a> {
                 .map(|f| f.as_ref().clone().with_nullable(true))
                 .collect::<Vec<_>>(),
         ));
-        self.add_calc(&stream, None, Some((exprs, out_schema)), "Calc(cast to sink)".into())
+        self.add_calc(
+            &stream,
+            None,
+            Some((exprs, out_schema)),
+            "Calc(cast to sink)".into(),
+        )
     }
 
     /// Build the operators of `plan`; the stream's columns are named as the plan names them.
@@ -556,7 +581,12 @@ impl<'a> Planner<'a> {
                 self.location,
                 format!(
                     "{} is not supported in streaming queries",
-                    other.display().to_string().split('(').next().unwrap_or("this operation")
+                    other
+                        .display()
+                        .to_string()
+                        .split('(')
+                        .next()
+                        .unwrap_or("this operation")
                 ),
             )),
         }
@@ -616,7 +646,8 @@ impl<'a> Planner<'a> {
                 stream.schema.clone(),
                 false,
             );
-            self.graph.connect(stream.node, node, 0, Partitioning::Forward);
+            self.graph
+                .connect(stream.node, node, 0, Partitioning::Forward);
             stream.node = node;
         }
         Ok(stream)
@@ -696,7 +727,8 @@ impl<'a> Planner<'a> {
             schema.clone(),
             false,
         );
-        self.graph.connect(input.node, node, 0, Partitioning::Forward);
+        self.graph
+            .connect(input.node, node, 0, Partitioning::Forward);
         Stream::new(node, schema, false, input.parallelism)
     }
 
@@ -774,7 +806,8 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        if !output.contains(&OutputColumn::WindowStart) || !output.contains(&OutputColumn::WindowEnd)
+        if !output.contains(&OutputColumn::WindowStart)
+            || !output.contains(&OutputColumn::WindowEnd)
         {
             return Err(Error::unsupported(
                 self.location,
@@ -861,7 +894,10 @@ impl<'a> Planner<'a> {
         Stream::new(node, output_schema, false, parallelism)
     }
 
-    fn group_aggregate(&mut self, agg: &datafusion_expr::logical_plan::Aggregate) -> Result<Stream> {
+    fn group_aggregate(
+        &mut self,
+        agg: &datafusion_expr::logical_plan::Aggregate,
+    ) -> Result<Stream> {
         let input = self.translate(&agg.input)?;
         let key_count = agg.group_expr.len();
         let (calls, arg_exprs) = self.aggregate_calls(agg, key_count)?;
@@ -988,7 +1024,12 @@ impl<'a> Planner<'a> {
     }
 
     /// A Calc computing `exprs` into columns named `c0`, `c1`, … (positions matter, not names).
-    fn project_positional(&mut self, input: &Stream, exprs: Vec<Expr>, what: &str) -> Result<Stream> {
+    fn project_positional(
+        &mut self,
+        input: &Stream,
+        exprs: Vec<Expr>,
+        what: &str,
+    ) -> Result<Stream> {
         let mut fields = Vec::new();
         let mut named = Vec::new();
         for (i, expr) in exprs.into_iter().enumerate() {
@@ -1100,7 +1141,8 @@ impl<'a> Planner<'a> {
             node_schema,
             updating,
         );
-        self.graph.connect(input.node, node, 0, Partitioning::Forward);
+        self.graph
+            .connect(input.node, node, 0, Partitioning::Forward);
         Stream::new(node, visible, updating, input.parallelism)
     }
 
@@ -1111,7 +1153,6 @@ impl<'a> Planner<'a> {
         }
     }
 }
-
 
 /// Flink types an integer literal that fits in 32 bits as INT (so `int_col * 2` stays INT);
 /// DataFusion makes every integer literal BIGINT. Narrow them in projections and filters
@@ -1154,7 +1195,7 @@ fn coerce_projection(
     input: &SchemaRef,
     exprs: Vec<Expr>,
 ) -> datafusion_common::Result<(SchemaRef, Vec<Expr>)> {
-    let source = crate::sql::context::SchemaSource::new(input.clone());
+    let source = crate::sql::context::SchemaSource::shared(input.clone());
     let plan = LogicalPlanBuilder::scan("__weir_input", source, None)?
         .project(exprs)?
         .build()?;

@@ -1,0 +1,161 @@
+//! Spilling (window, key) entries to the state backend and merging them back.
+//!
+//! A spilled entry is one key-value pair in its key's key group: the key is
+//! `order(end) ++ order(start) ++ key bytes ++ spill round (u64 big-endian)`, where `order(v)` is
+//! `v` with its sign bit flipped, big-endian, so keys sort by window; the value is the slot's
+//! accumulator state. The round suffix keeps the partial states of an entry spilled more than
+//! once apart, so spilling never reads. A window's entries are found with one prefix scan
+//! (`order(end) ++ order(start)`) per key group it spilled to.
+
+use std::collections::BTreeSet;
+
+use weir_state::{StateBackend, StateId, WriteOp};
+
+use super::{Core, Windows};
+use crate::dataflow::key_group::KeyGroup;
+use crate::dataflow::message::Timestamp;
+use crate::error::Result;
+use crate::operators::aggregate::KeyMap;
+
+/// The state backend and where this operator's state lives in it.
+pub(super) struct Store {
+    pub(super) backend: Box<dyn StateBackend>,
+    pub(super) id: StateId,
+    /// Counts spill rounds; the suffix that keeps one entry's spills apart.
+    pub(super) round: u64,
+}
+
+/// `v` as 8 bytes that sort like the number.
+fn order_bytes(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn window_prefix(end: Timestamp, start: Timestamp) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(16);
+    prefix.extend_from_slice(&order_bytes(end));
+    prefix.extend_from_slice(&order_bytes(start));
+    prefix
+}
+
+const SPILL_SUFFIX: usize = 8;
+
+/// Spill whole windows, latest first, until at most half of `limit` entries are in memory.
+pub(super) fn maybe_spill(
+    windows: &mut Windows,
+    core: Option<&mut Core>,
+    store: &mut Store,
+    limit: usize,
+    operator: &str,
+) -> Result<()> {
+    if windows.in_memory <= limit {
+        return Ok(());
+    }
+    let Some(core) = core else {
+        return Ok(());
+    };
+    let target = limit / 2;
+    let round = store.round;
+    store.round += 1;
+    let mut ops = Vec::new();
+    for (&(end, start), entry) in windows.map.iter_mut().rev() {
+        if windows.in_memory <= target {
+            break;
+        }
+        if entry.groups.is_empty() {
+            continue;
+        }
+        let prefix = window_prefix(end, start);
+        for (key, slot) in entry.groups.drain() {
+            let key_group = core.slot_key_group[slot as usize];
+            let mut k = Vec::with_capacity(prefix.len() + key.len() + SPILL_SUFFIX);
+            k.extend_from_slice(&prefix);
+            k.extend_from_slice(&key);
+            k.extend_from_slice(&round.to_be_bytes());
+            let mut value = Vec::new();
+            core.accs.write_state(slot, &mut value);
+            ops.push(WriteOp::Put {
+                state: store.id,
+                key_group,
+                key: k,
+                value,
+            });
+            entry.spilled.insert(key_group);
+            core.accs.release(slot);
+            windows.in_memory -= 1;
+        }
+    }
+    tracing::debug!(
+        operator = %operator,
+        entries = ops.len(),
+        "spilled window aggregate state"
+    );
+    store.backend.write_batch(ops)?;
+    Ok(())
+}
+
+/// Merge the spilled partial states of window (`end`, `start`) into `groups` (allocating slots
+/// for keys that are only spilled) and delete them from the backend.
+pub(super) fn restore_spilled(
+    store: &mut Store,
+    core: &mut Core,
+    key_groups: &BTreeSet<KeyGroup>,
+    end: Timestamp,
+    start: Timestamp,
+    groups: &mut KeyMap<u32>,
+) -> Result<()> {
+    let prefix = window_prefix(end, start);
+    let mut deletes = Vec::new();
+    for &key_group in key_groups {
+        for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
+            if k.len() < prefix.len() + SPILL_SUFFIX {
+                continue;
+            }
+            let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
+            let slot = match groups.get(key) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = core.alloc(key_group);
+                    groups.insert(key, slot);
+                    slot
+                }
+            };
+            core.accs.merge_encoded(slot, &value)?;
+            deletes.push(WriteOp::Delete {
+                state: store.id,
+                key_group,
+                key: k,
+            });
+        }
+    }
+    store.backend.write_batch(deletes)?;
+    Ok(())
+}
+
+/// Merge the spilled partial states of `key` in session (`end`, `start`) into `slot` and delete
+/// them from the backend.
+pub(super) fn restore_spilled_key(
+    store: &mut Store,
+    core: &mut Core,
+    key_group: KeyGroup,
+    (end, start): (Timestamp, Timestamp),
+    key: &[u8],
+    slot: u32,
+) -> Result<()> {
+    let mut prefix = window_prefix(end, start);
+    prefix.extend_from_slice(key);
+    let mut deletes = Vec::new();
+    for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
+        // Only this key, not a longer key that starts with the same bytes.
+        if k.len() != prefix.len() + SPILL_SUFFIX {
+            continue;
+        }
+        core.accs.merge_encoded(slot, &value)?;
+        deletes.push(WriteOp::Delete {
+            state: store.id,
+            key_group,
+            key: k,
+        });
+    }
+    store.backend.write_batch(deletes)?;
+    Ok(())
+}
