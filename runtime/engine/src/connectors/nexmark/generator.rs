@@ -9,7 +9,7 @@
 //!
 //! Event time: event `n` happens at `BASE_TIME_MS + n * 1_000_000 / rate` microseconds; with
 //! `first-event.rate` ≠ `next-event.rate` the rate alternates every half `rate.period` (Beam's
-//! square rate shape). Strings (`extra` padding, item names, e-mail parts) are slices of
+//! square rate shape). Parallel subtasks split the stream by epochs, see [`Walk`]. Strings (`extra` padding, item names, e-mail parts) are slices of
 //! pre-built random text pools, so generating a row allocates nothing.
 
 use std::fmt::Write as _;
@@ -55,12 +55,15 @@ pub struct Position {
     offset: u64,
 }
 
-/// A fixed distance between events, see [`GeneratorConfig::step`].
+/// The events of one kind that one of `p` parallel subtasks generates: the whole cycles of
+/// the proportions ("epochs", 50 events by default) `subtask, subtask + p, …`, and in each the
+/// offsets that hold that kind. Every subtask thus sees all three kinds in proportion, its
+/// event time advances steadily, and the subtasks together cover each event exactly once.
 #[derive(Debug, Clone, Copy)]
-pub struct Step {
-    events: u64,
-    epochs: u64,
-    offset: u64,
+pub struct Walk {
+    first_offset: u64,
+    end_offset: u64,
+    epoch_stride: u64,
 }
 
 /// What shapes the event stream: proportions and event-time rates.
@@ -148,26 +151,47 @@ impl GeneratorConfig {
         }
     }
 
-    /// The step from one event to the one `stride` later, for [`GeneratorConfig::advance`].
-    pub fn step(&self, stride: u64) -> Step {
-        Step {
-            events: stride,
-            epochs: stride / self.total_proportion,
-            offset: stride % self.total_proportion,
+    /// The offsets within an epoch that hold events of `kind`.
+    fn offsets(&self, kind: EventKind) -> (u64, u64) {
+        let auctions = self.person_proportion + self.auction_proportion;
+        match kind {
+            EventKind::Person => (0, self.person_proportion),
+            EventKind::Auction => (self.person_proportion, auctions),
+            EventKind::Bid => (auctions, self.total_proportion),
         }
     }
 
-    /// `position` moved by `step`, without a division.
+    /// The first event of `kind` for `subtask` of `parallelism`, and the walk to the next ones
+    /// ([`GeneratorConfig::advance`]). Meaningless when `kind`'s proportion is 0.
+    pub fn walk(&self, kind: EventKind, subtask: u64, parallelism: u64) -> (Position, Walk) {
+        let (first_offset, end_offset) = self.offsets(kind);
+        let walk = Walk {
+            first_offset,
+            end_offset,
+            epoch_stride: parallelism.max(1),
+        };
+        (self.at(subtask, first_offset), walk)
+    }
+
+    /// The next event of the walk after `position`, without a division.
     #[inline]
-    pub fn advance(&self, position: Position, step: Step) -> Position {
-        let mut epoch = position.epoch + step.epochs;
-        let mut offset = position.offset + step.offset;
-        if offset >= self.total_proportion {
-            offset -= self.total_proportion;
-            epoch += 1;
+    pub fn advance(&self, position: Position, walk: Walk) -> Position {
+        if position.offset + 1 < walk.end_offset {
+            self.at(position.epoch, position.offset + 1)
+        } else {
+            self.at(
+                position.epoch.saturating_add(walk.epoch_stride),
+                walk.first_offset,
+            )
         }
+    }
+
+    #[inline]
+    fn at(&self, epoch: u64, offset: u64) -> Position {
         Position {
-            event: position.event.saturating_add(step.events),
+            event: epoch
+                .saturating_mul(self.total_proportion)
+                .saturating_add(offset),
             epoch,
             offset,
         }
@@ -427,14 +451,27 @@ mod tests {
     }
 
     #[test]
-    fn advancing_a_position_matches_computing_it() {
+    fn walks_of_all_subtasks_cover_each_kind_once_and_every_subtask_gets_some() {
         let config = default_config();
-        for stride in [1, 3, 49, 50, 51, 137] {
-            let step = config.step(stride);
-            let mut position = config.position(7);
-            for _ in 0..500 {
-                position = config.advance(position, step);
-                assert_eq!(position, config.position(position.event), "stride {stride}");
+        for parallelism in [1u64, 2, 3, 5, 50, 51] {
+            for kind in [EventKind::Person, EventKind::Auction, EventKind::Bid] {
+                let mut events = Vec::new();
+                for subtask in 0..parallelism {
+                    let (mut at, walk) = config.walk(kind, subtask, parallelism);
+                    let before = events.len();
+                    while at.event < 10_000 {
+                        assert_eq!(at, config.position(at.event));
+                        events.push(at.event);
+                        at = config.advance(at, walk);
+                    }
+                    assert!(
+                        events.len() > before,
+                        "{kind:?}: subtask {subtask} of {parallelism}"
+                    );
+                }
+                events.sort_unstable();
+                let expected: Vec<u64> = (0..10_000).filter(|n| config.kind(*n) == kind).collect();
+                assert_eq!(events, expected, "{kind:?} over {parallelism} subtasks");
             }
         }
     }

@@ -13,10 +13,11 @@
 //!   table, split over the subtasks; absent or 0 means as fast as possible.
 //! - `person.proportion`, `auction.proportion`, `bid.proportion` (1, 3, 46).
 //!
-//! Parallel subtasks interleave the event numbers: subtask `i` of `p` takes events
-//! `i, i + p, i + 2p, …`, so together they produce exactly the single-subtask stream and each
-//! subtask's event time still advances steadily. Each table instance walks the whole event
-//! sequence and keeps its own type (telling the type is one modulo).
+//! Parallel subtasks interleave whole cycles of the proportions ("epochs" of 50 events by
+//! default): subtask `i` of `p` takes epochs `i, i + p, i + 2p, …`, so together they produce
+//! exactly the single-subtask stream, every subtask sees all three types in proportion (none
+//! sits idle holding back the watermark), and each subtask's event time advances steadily. A
+//! table instance visits only the events of its own type.
 
 pub mod columns;
 pub mod generator;
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::types::flink_type_name;
 
 use columns::{Columns, EventKind};
-use generator::{GeneratorConfig, Position, Step};
+use generator::{GeneratorConfig, Position, Walk};
 
 /// The `person` table as nexmark-flink declares it, with its 4-second watermark delay.
 pub const PERSON_DDL: &str = "CREATE TABLE person (
@@ -277,9 +278,9 @@ struct NexmarkSource {
     /// For each output column, its index among the table's columns.
     projection: Vec<usize>,
     columns: Columns,
-    /// The next event this subtask looks at, and the distance to the one after.
+    /// The next event of this table's type for this subtask, and how to find the one after.
     next: Position,
-    step: Step,
+    walk: Walk,
     end: u64,
     batch_size: usize,
     throttle: Option<Throttle>,
@@ -300,37 +301,35 @@ impl NexmarkSource {
         }
         let parallelism = ctx.parallelism.max(1) as u64;
         let batch_size = ctx.batch_size.max(1);
+        let (next, walk) = spec.config.walk(spec.kind, ctx.subtask as u64, parallelism);
+        let share =
+            spec.config.proportion(spec.kind) as f64 / spec.config.total_proportion() as f64;
         Ok(NexmarkSource {
             schema: Arc::clone(&ctx.schema),
             kind: spec.kind,
             columns: Columns::new(spec.kind, &wanted, batch_size),
-            next: spec.config.position(ctx.subtask as u64),
-            step: spec.config.step(parallelism),
+            next,
+            walk,
             config: spec.config,
             projection,
             end: spec.end,
             batch_size,
-            throttle: Throttle::new(spec.events_rate / parallelism as f64),
+            // `events.rate` counts events of all types; this table emits its share of them.
+            throttle: Throttle::new(spec.events_rate * share / parallelism as f64),
         })
     }
 
-    /// Walk up to `budget` of this subtask's events, keeping those of this table's type, until
-    /// a batch is full. Returns the number of rows added.
-    fn scan(
+    /// Generate up to `limit` rows of this subtask's events; returns how many it generated.
+    fn generate(
         &mut self,
-        budget: u64,
+        limit: usize,
         push: impl Fn(&GeneratorConfig, Position, &mut Columns),
     ) -> usize {
         let mut rows = 0;
-        let mut scanned = 0;
-        while scanned < budget && rows < self.batch_size && self.next.event < self.end {
-            let at = self.next;
-            if self.config.kind_at(at) == self.kind {
-                push(&self.config, at, &mut self.columns);
-                rows += 1;
-            }
-            self.next = self.config.advance(at, self.step);
-            scanned += 1;
+        while rows < limit && self.next.event < self.end {
+            push(&self.config, self.next, &mut self.columns);
+            self.next = self.config.advance(self.next, self.walk);
+            rows += 1;
         }
         rows
     }
@@ -338,33 +337,21 @@ impl NexmarkSource {
 
 impl Source for NexmarkSource {
     fn poll_next(&mut self) -> Result<SourceEvent> {
-        let proportion = self.config.proportion(self.kind);
-        if self.next.event >= self.end || proportion == 0 {
+        if self.next.event >= self.end || self.config.proportion(self.kind) == 0 {
             return Ok(SourceEvent::End);
         }
-        // Events that hold about one batch of this table's rows.
-        let events_per_batch = (self.batch_size as u64)
-            .saturating_mul(self.config.total_proportion())
-            .div_ceil(proportion);
-        let budget = match &mut self.throttle {
-            None => events_per_batch,
-            Some(throttle) => match throttle.acquire(events_per_batch) {
+        let limit = match &mut self.throttle {
+            None => self.batch_size,
+            Some(throttle) => match throttle.acquire(self.batch_size as u64) {
                 0 => return Ok(SourceEvent::Pending),
-                granted => granted,
+                granted => granted as usize,
             },
         };
         let rows = match self.kind {
-            EventKind::Person => self.scan(budget, GeneratorConfig::push_person),
-            EventKind::Auction => self.scan(budget, GeneratorConfig::push_auction),
-            EventKind::Bid => self.scan(budget, GeneratorConfig::push_bid),
+            EventKind::Person => self.generate(limit, GeneratorConfig::push_person),
+            EventKind::Auction => self.generate(limit, GeneratorConfig::push_auction),
+            EventKind::Bid => self.generate(limit, GeneratorConfig::push_bid),
         };
-        if rows == 0 {
-            return Ok(if self.next.event >= self.end {
-                SourceEvent::End
-            } else {
-                SourceEvent::Pending
-            });
-        }
         let arrays = self
             .projection
             .iter()
