@@ -1,6 +1,7 @@
 //! Pieces shared by the generating sources ([`super::datagen`] and [`super::nexmark`]): a
 //! wall-clock throttle that hands out rows in batch-sized buckets, a string column buffer that
-//! becomes an Arrow `StringArray` without copying, and cheap random-number helpers.
+//! becomes an Arrow `StringArray` without copying (for generators that write bytes, like
+//! datagen's hex strings), and cheap random-number helpers.
 //!
 //! Generators build columns straight into `Vec`s and turn them into Arrow arrays at the end of a
 //! batch, so nothing here allocates per row.

@@ -9,8 +9,11 @@
 //!
 //! Event time: event `n` happens at `BASE_TIME_MS + n * 1_000_000 / rate` microseconds; with
 //! `first-event.rate` ≠ `next-event.rate` the rate alternates every half `rate.period` (Beam's
-//! square rate shape). Parallel subtasks split the stream by epochs, see [`Walk`]. Strings (`extra` padding, item names, e-mail parts) are slices of
-//! pre-built random text pools, so generating a row allocates nothing.
+//! square rate shape). Parallel subtasks split the stream by epochs, see [`Walk`].
+//!
+//! Strings (`extra` padding, item names, e-mail parts, channels and urls) are slices of
+//! pre-built pools (`pools.rs`) appended straight to Arrow string builders, so generating a row
+//! allocates nothing.
 
 use std::fmt::Write as _;
 
