@@ -16,6 +16,8 @@
 //! The key layout is described in [`spill`].
 
 mod assign;
+
+pub(crate) use assign::aligned_windows;
 mod spill;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,78 +8,20 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondAr
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 
-use crate::dataflow::message::Timestamp;
 use crate::dataflow::operator::{Operator, Output};
 use crate::error::{Error, Result};
-
-/// An aligned (non-session) window function, sizes in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlignedWindow {
-    Tumble {
-        size: i64,
-        offset: i64,
-    },
-    Hop {
-        size: i64,
-        slide: i64,
-        offset: i64,
-    },
-    Cumulate {
-        max_size: i64,
-        step: i64,
-        offset: i64,
-    },
-}
-
-impl AlignedWindow {
-    /// Every window `[start, end)` that holds `ts`, in order of end.
-    pub fn windows(&self, ts: Timestamp, out: &mut Vec<(Timestamp, Timestamp)>) {
-        out.clear();
-        match *self {
-            AlignedWindow::Tumble { size, offset } => {
-                let start = ts - (ts - offset).rem_euclid(size);
-                out.push((start, start + size));
-            }
-            AlignedWindow::Hop {
-                size,
-                slide,
-                offset,
-            } => {
-                let last_start = ts - (ts - offset).rem_euclid(slide);
-                let mut start = last_start - size + slide;
-                while start <= last_start {
-                    out.push((start, start + size));
-                    start += slide;
-                }
-            }
-            AlignedWindow::Cumulate {
-                max_size,
-                step,
-                offset,
-            } => {
-                let start = ts - (ts - offset).rem_euclid(max_size);
-                let mut end = start + step;
-                while end <= start + max_size {
-                    if end > ts {
-                        out.push((start, end));
-                    }
-                    end += step;
-                }
-            }
-        }
-    }
-}
+use crate::operators::window_aggregate::{WindowKind, aligned_windows};
 
 pub struct WindowAssign {
     name: String,
-    window: AlignedWindow,
+    window: WindowKind,
     time_column: usize,
     schema: SchemaRef,
 }
 
 impl WindowAssign {
     /// `schema` is the input's schema plus `window_start`, `window_end`, `window_time`.
-    pub fn new(name: String, window: AlignedWindow, time_column: usize, schema: SchemaRef) -> Self {
+    pub fn new(name: String, window: WindowKind, time_column: usize, schema: SchemaRef) -> Self {
         WindowAssign {
             name,
             window,
@@ -111,7 +53,7 @@ impl Operator for WindowAssign {
                     "the window's time attribute is NULL in an input row",
                 ));
             }
-            self.window.windows(times.value(row), &mut windows);
+            aligned_windows(self.window, times.value(row), &mut windows);
             for (start, end) in &windows {
                 rows.push(row as u32);
                 starts.push(*start);
@@ -144,15 +86,15 @@ impl Operator for WindowAssign {
 mod tests {
     use super::*;
 
-    fn windows(w: AlignedWindow, ts: i64) -> Vec<(i64, i64)> {
+    fn windows(w: WindowKind, ts: i64) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
-        w.windows(ts, &mut out);
+        aligned_windows(w, ts, &mut out);
         out
     }
 
     #[test]
     fn tumbling_windows_align_to_the_epoch_even_before_it() {
-        let w = AlignedWindow::Tumble {
+        let w = WindowKind::Tumble {
             size: 10,
             offset: 0,
         };
@@ -162,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_row_is_in_size_over_slide_hopping_windows() {
-        let w = AlignedWindow::Hop {
+        let w = WindowKind::Hop {
             size: 10,
             slide: 5,
             offset: 0,
@@ -172,7 +114,7 @@ mod tests {
 
     #[test]
     fn cumulating_windows_hold_the_row_from_its_step_on() {
-        let w = AlignedWindow::Cumulate {
+        let w = WindowKind::Cumulate {
             max_size: 30,
             step: 10,
             offset: 0,

@@ -65,6 +65,24 @@ fn window(kind: WindowKind, t: Timestamp, pass: i64) -> Option<(Timestamp, Times
     }
 }
 
+/// Every window `[start, end)` of an aligned window function (TUMBLE, HOP, CUMULATE) that holds
+/// `t`, in order of start then end, into `out` (cleared first). SESSION windows depend on other
+/// rows, so they have none here.
+pub(crate) fn aligned_windows(
+    kind: WindowKind,
+    t: Timestamp,
+    out: &mut Vec<(Timestamp, Timestamp)>,
+) {
+    out.clear();
+    let n = passes(kind);
+    // HOP's passes go from the latest start backwards; CUMULATE's from the shortest window on.
+    let order: Box<dyn Iterator<Item = i64>> = match kind {
+        WindowKind::Hop { .. } => Box::new((0..n).rev()),
+        _ => Box::new(0..n),
+    };
+    out.extend(order.filter_map(|pass| window(kind, t, pass)));
+}
+
 /// Assign a batch to TUMBLE, HOP or CUMULATE windows and update the accumulators.
 pub(super) fn aligned(
     ctx: &mut Context<'_>,

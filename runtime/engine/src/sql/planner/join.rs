@@ -94,7 +94,7 @@ impl Planner<'_> {
                 .reduce(|a, b| a.and(b))
                 .ok_or_else(|| Error::execution("planner", "empty join condition"))?;
             let df = if extra {
-                self.joined_df(&left, &right, &left_in, &right_in)?
+                self.joined_df(&left_in, &right_in)?
             } else {
                 join.schema.clone()
             };
@@ -281,8 +281,6 @@ impl Planner<'_> {
     /// right (qualified, then keys).
     fn joined_df(
         &self,
-        _left: &Stream,
-        _right: &Stream,
         left_in: &Stream,
         right_in: &Stream,
     ) -> Result<Arc<datafusion_common::DFSchema>> {

@@ -42,7 +42,7 @@ use crate::operators::watermark_assigner::WatermarkAssigner;
 use crate::operators::window_aggregate::{
     OutputColumn, WindowAggregate, WindowAggregateSpec, WindowKind,
 };
-use crate::operators::window_assign::{AlignedWindow, WindowAssign};
+use crate::operators::window_assign::WindowAssign;
 use crate::sql::context::PlanningContext;
 use crate::types;
 
@@ -675,33 +675,13 @@ impl<'a> Planner<'a> {
                 "a window function over an updating (changelog) input is not supported",
             ));
         }
-        let aligned = match window.function {
-            WindowFunction::Tumble { size, offset } => AlignedWindow::Tumble { size, offset },
-            WindowFunction::Hop {
-                slide,
-                size,
-                offset,
-            } => AlignedWindow::Hop {
-                size,
-                slide,
-                offset,
-            },
-            WindowFunction::Cumulate {
-                step,
-                max_size,
-                offset,
-            } => AlignedWindow::Cumulate {
-                max_size,
-                step,
-                offset,
-            },
-            WindowFunction::Session { .. } => {
-                return Err(Error::unsupported(
-                    window.location,
-                    "SESSION windows are supported only under a GROUP BY window_start, window_end aggregation",
-                ));
-            }
-        };
+        if let WindowFunction::Session { .. } = window.function {
+            return Err(Error::unsupported(
+                window.location,
+                "SESSION windows are supported only under a GROUP BY window_start, window_end aggregation",
+            ));
+        }
+        let aligned = window_kind(&window.function);
         let time = time_column_index(window, &input.schema)?;
         let schema = window_schema(window, &input.schema)?;
         let name = format!(
@@ -825,28 +805,7 @@ impl<'a> Planner<'a> {
         let pre = self.project_positional(&input, exprs, "window aggregate input")?;
         let keys: Vec<usize> = (1..=key_exprs.len()).collect();
         let output_schema = unqualified_schema(agg.schema.as_arrow());
-        let kind = match window.function {
-            WindowFunction::Tumble { size, offset } => WindowKind::Tumble { size, offset },
-            WindowFunction::Hop {
-                slide,
-                size,
-                offset,
-            } => WindowKind::Hop {
-                size,
-                slide,
-                offset,
-            },
-            WindowFunction::Cumulate {
-                step,
-                max_size,
-                offset,
-            } => WindowKind::Cumulate {
-                max_size,
-                step,
-                offset,
-            },
-            WindowFunction::Session { gap } => WindowKind::Session { gap },
-        };
+        let kind = window_kind(&window.function);
         let spec = WindowAggregateSpec {
             window: kind,
             time_column: 0,
@@ -1324,6 +1283,32 @@ fn window_schema(window: &WindowTvfDef, input: &SchemaRef) -> Result<SchemaRef> 
         false,
     ));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The operators' window for a window TVF of the script.
+fn window_kind(function: &WindowFunction) -> WindowKind {
+    match *function {
+        WindowFunction::Tumble { size, offset } => WindowKind::Tumble { size, offset },
+        WindowFunction::Hop {
+            slide,
+            size,
+            offset,
+        } => WindowKind::Hop {
+            size,
+            slide,
+            offset,
+        },
+        WindowFunction::Cumulate {
+            step,
+            max_size,
+            offset,
+        } => WindowKind::Cumulate {
+            max_size,
+            step,
+            offset,
+        },
+        WindowFunction::Session { gap } => WindowKind::Session { gap },
+    }
 }
 
 fn describe_window(function: &WindowFunction) -> String {
