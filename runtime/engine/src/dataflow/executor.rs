@@ -137,6 +137,7 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         for subtask in 0..head.parallelism {
             let task_info = |node: NodeId| TaskInfo {
                 operator: graph.nodes[node].name.clone(),
+                uid: graph.nodes[node].uid.clone(),
                 subtask,
                 parallelism: graph.nodes[node].parallelism,
                 max_parallelism: graph.max_parallelism,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use crate::catalog::TableDef;
+use crate::dataflow::key_group::hash_bytes;
 use crate::dataflow::operator::{Operator, TaskInfo};
 use crate::dataflow::state::StateProvider;
 use crate::error::Result;
@@ -48,6 +49,10 @@ pub struct Node {
     pub id: NodeId,
     /// What `weir explain` shows, e.g. `Calc(select=[auction, price])`.
     pub name: String,
+    /// Stable id of the node's state in checkpoints and savepoints: derived from what the node
+    /// computes (its name), not from its position in the graph, so a changed query still
+    /// finds the state of the operators it kept.
+    pub uid: String,
     pub parallelism: usize,
     pub kind: NodeKind,
     /// The schema of the batches the node emits (with the hidden row-kind column when updating).
@@ -100,15 +105,36 @@ impl JobGraph {
         updating: bool,
     ) -> NodeId {
         let id = self.nodes.len();
+        let name = name.into();
+        let uid = self.unique_uid(&name);
         self.nodes.push(Node {
             id,
-            name: name.into(),
+            uid,
+            name,
             parallelism,
             kind,
             schema,
             updating,
         });
         id
+    }
+
+    /// `<kind>-<hash of the name>`, with a counter when two nodes compute the same thing
+    /// (two sinks into one table, say), numbered in plan order.
+    fn unique_uid(&self, name: &str) -> String {
+        let kind: String = name
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let base = format!("{kind}-{:016x}", hash_bytes(name.as_bytes()));
+        let mut uid = base.clone();
+        let mut n = 1;
+        while self.nodes.iter().any(|node| node.uid == uid) {
+            n += 1;
+            uid = format!("{base}-{n}");
+        }
+        uid
     }
 
     pub fn connect(&mut self, from: NodeId, to: NodeId, input: usize, partitioning: Partitioning) {

@@ -37,6 +37,9 @@ impl Output {
 pub struct TaskInfo {
     /// Operator name as shown by `weir explain`, for error messages.
     pub operator: String,
+    /// The node's stable state id (see [`crate::dataflow::graph::Node::uid`]); stateful
+    /// operators open their state backend under it.
+    pub uid: String,
     pub subtask: usize,
     pub parallelism: usize,
     pub max_parallelism: usize,

@@ -564,6 +564,7 @@ pub(crate) mod tests {
     pub fn task() -> TaskInfo {
         TaskInfo {
             operator: "join-under-test".into(),
+            uid: "test-op".into(),
             subtask: 0,
             parallelism: 1,
             max_parallelism: 128,

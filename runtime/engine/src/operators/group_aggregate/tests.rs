@@ -19,6 +19,7 @@ use crate::operators::aggregate::{AggFunction, AggregateCall};
 fn task() -> TaskInfo {
     TaskInfo {
         operator: "group-aggregate-test".into(),
+        uid: "test-op".into(),
         subtask: 0,
         parallelism: 1,
         max_parallelism: 128,

@@ -109,8 +109,6 @@ impl Planner<'_> {
             output_schema: with_row_kind(&joined, updating),
         };
         let p = self.options.parallelism;
-        let node_id = self.graph.nodes.len();
-        let state_name = format!("join-{node_id}");
         let (left_updating, right_updating) = (left.updating, right.updating);
         let name = format!(
             "Join(joinType=[InnerJoin], where=[{}], select=[{}])",
@@ -129,7 +127,7 @@ impl Planner<'_> {
             p,
             NodeKind::Operator {
                 factory: Arc::new(move |task: &TaskInfo, state: &StateProvider| {
-                    let backend = state.open(&state_name, task.subtask)?;
+                    let backend = state.open(&task.uid, task.subtask)?;
                     Ok(Box::new(RegularJoin::new(
                         spec.clone(),
                         left_updating,

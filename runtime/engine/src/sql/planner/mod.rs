@@ -819,8 +819,6 @@ impl<'a> Planner<'a> {
         } else {
             self.options.parallelism
         };
-        let node_id = self.graph.nodes.len();
-        let state_name = format!("window-aggregate-{node_id}");
         let name = format!(
             "WindowAggregate(window=[{}], groupBy=[{}], select=[{}])",
             describe_window(&window.function),
@@ -836,7 +834,7 @@ impl<'a> Planner<'a> {
             parallelism,
             NodeKind::Operator {
                 factory: Arc::new(move |task: &TaskInfo, state: &StateProvider| {
-                    let backend = state.open(&state_name, task.subtask)?;
+                    let backend = state.open(&task.uid, task.subtask)?;
                     Ok(Box::new(WindowAggregate::new(
                         spec.clone(),
                         task.clone(),
@@ -876,8 +874,6 @@ impl<'a> Planner<'a> {
         } else {
             self.options.parallelism
         };
-        let node_id = self.graph.nodes.len();
-        let state_name = format!("group-aggregate-{node_id}");
         let name = format!(
             "GroupAggregate(groupBy=[{}], select=[{}])",
             agg.group_expr
@@ -892,7 +888,7 @@ impl<'a> Planner<'a> {
             parallelism,
             NodeKind::Operator {
                 factory: Arc::new(move |task: &TaskInfo, state: &StateProvider| {
-                    let backend = state.open(&state_name, task.subtask)?;
+                    let backend = state.open(&task.uid, task.subtask)?;
                     Ok(Box::new(GroupAggregate::new(
                         spec.clone(),
                         task.clone(),
