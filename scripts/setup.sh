@@ -3,6 +3,14 @@
 # Idempotent: quick when everything is already there.
 set -euo pipefail
 
+apt_install() {
+  local sudo_cmd=""
+  [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  echo "setup: installing $*" >&2
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
+
 need_apt=()
 # The rocksdb crate runs bindgen, which needs libclang.
 if ! ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1; then
@@ -10,16 +18,27 @@ if ! ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang-[0-9]*.so* >/dev/nul
 fi
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-  echo "setup: installing ${need_apt[*]}" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
+fi
+
+# The checkpoint storage tests (crate weir-checkpoint, feature test-support) run against moto's
+# S3-compatible server. It goes into a venv in the build cache, not into the system's Python.
+venv="${WEIR_CACHE:-$HOME/.cache/weir}/venv"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's python3 ships venv without ensurepip; the failed attempt leaves a half-made venv.
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+  echo "setup: installing moto[server] into $venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
 fi

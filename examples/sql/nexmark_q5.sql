@@ -1,6 +1,12 @@
 -- Nexmark q5, "hot items": the auctions with the most bids in each 10-second window sliding
 -- every 2 seconds. Runs on 100,000 generated events and prints the hottest auctions.
 --   weir run examples/sql/nexmark_q5.sql
+--
+-- The query is nexmark-flink's q5.sql; only the sink is `print` instead of `blackhole`. As in
+-- Flink it runs without a changelog: the bid counts per auction and window are a window
+-- aggregation, the maximum per window is a window aggregation over their window columns
+-- (`starttime`, `endtime`), and the join of the two on both window bounds is a window join,
+-- all emitting when the watermark passes the window's end (`weir explain` shows the plan).
 
 CREATE TABLE bid (
     auction  BIGINT,

@@ -80,6 +80,14 @@ pub enum Error {
 
     #[error("state backend: {0}")]
     State(#[from] weir_state::Error),
+
+    /// Checkpoint storage failed (the message names the URI).
+    #[error(transparent)]
+    Checkpoint(#[from] weir_checkpoint::Error),
+
+    /// A checkpoint or savepoint cannot be restored into this job.
+    #[error("cannot restore {location}: {message}")]
+    Restore { location: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,18 +1,19 @@
 //! Running a SQL job: settings from the script and the command line, planning, execution
 //! with a progress display, Ctrl-C, and the summary at the end.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod run;
+
+pub use run::run;
 
 use crate::catalog::Script;
+use crate::checkpoint::CheckpointSettings;
 use crate::connectors::options::parse_duration;
-use crate::dataflow::executor::{ExecutionConfig, execute};
 use crate::dataflow::graph::JobGraph;
 use crate::dataflow::key_group::validate_parallelism;
-use crate::dataflow::state::{BackendKind, StateProvider};
+use crate::dataflow::state::BackendKind;
 use crate::error::{Error, Result};
 use crate::sql::parser::parse_script;
 use crate::sql::planner::{PlanOptions, plan_script};
@@ -34,6 +35,15 @@ pub struct JobSettings {
     pub state_dir: Option<PathBuf>,
     /// Rows per source batch (`weir.batch-size`, Weir's own).
     pub batch_size: usize,
+    /// Checkpoints and savepoints (`execution.checkpointing.*`, `state.savepoints.dir`).
+    pub checkpoint: CheckpointSettings,
+    /// `restart-strategy.*`: what happens when a task fails while the job runs.
+    pub restart: RestartStrategy,
+    /// `execution.savepoint.path` (`--restore`): a checkpoint or savepoint to start from, or
+    /// `latest` for the newest complete checkpoint of this job.
+    pub restore: Option<String>,
+    /// `execution.savepoint.ignore-unclaimed-state` (`--allow-non-restored-state`).
+    pub allow_non_restored_state: bool,
 }
 
 impl Default for JobSettings {
@@ -46,6 +56,10 @@ impl Default for JobSettings {
             state_backend: BackendKind::RocksDb,
             state_dir: None,
             batch_size: 8192,
+            checkpoint: CheckpointSettings::default(),
+            restart: RestartStrategy::Default,
+            restore: None,
+            allow_non_restored_state: false,
         }
     }
 }
@@ -85,6 +99,39 @@ impl JobSettings {
                     return Err(bad("must be at least 1".into()));
                 }
             }
+            "execution.checkpointing.interval" => {
+                let d = duration(value)?;
+                self.checkpoint.interval = (!d.is_zero()).then_some(d);
+            }
+            "execution.checkpointing.dir" | "state.checkpoints.dir" => {
+                self.checkpoint.dir = Some(value.to_string())
+            }
+            "state.savepoints.dir" | "execution.checkpointing.savepoint-dir" => {
+                self.checkpoint.savepoint_dir = Some(value.to_string())
+            }
+            "execution.checkpointing.num-retained" | "state.checkpoints.num-retained" => {
+                self.checkpoint.retained = count(value)?;
+                if self.checkpoint.retained == 0 {
+                    return Err(bad("must be at least 1".into()));
+                }
+            }
+            "execution.checkpointing.timeout" => self.checkpoint.timeout = duration(value)?,
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                self.checkpoint.tolerable_failures = Some(
+                    value
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|_| bad(format!("'{value}' is not a whole number")))?,
+                )
+            }
+            "pipeline.name" => self.checkpoint.job_id = job_id_from(value).map_err(bad)?,
+            "execution.savepoint.path" => self.restore = Some(value.to_string()),
+            "execution.savepoint.ignore-unclaimed-state" => {
+                self.allow_non_restored_state = parse_bool(value).map_err(bad)?
+            }
+            key if key.starts_with("restart-strategy") => {
+                self.restart.apply(key, value).map_err(bad)?
+            }
             "execution.runtime-mode" => {
                 if !value.eq_ignore_ascii_case("streaming") {
                     return Err(bad(format!(
@@ -106,8 +153,18 @@ impl JobSettings {
 
     /// The script's `SET`s, then `overrides` (from the command line), which win.
     pub fn resolve(script: &Script, overrides: &[(String, String)]) -> Result<JobSettings> {
+        Self::resolve_with_defaults(script, &[], overrides)
+    }
+
+    /// `defaults` first (the job id from the file name), then the script's `SET`s, then
+    /// `overrides`.
+    pub fn resolve_with_defaults(
+        script: &Script,
+        defaults: &[(String, String)],
+        overrides: &[(String, String)],
+    ) -> Result<JobSettings> {
         let mut settings = JobSettings::default();
-        for (key, value) in script.settings.iter().chain(overrides) {
+        for (key, value) in defaults.iter().chain(&script.settings).chain(overrides) {
             settings.apply(key, value)?;
         }
         validate_parallelism(settings.parallelism, settings.max_parallelism)?;
@@ -119,6 +176,150 @@ impl JobSettings {
             parallelism: self.parallelism,
             max_parallelism: self.max_parallelism,
             watermark_interval: self.watermark_interval,
+        }
+    }
+}
+
+/// A job id usable as a folder name: letters, digits, `-`, `_` and `.`.
+pub fn job_id_from(name: &str) -> std::result::Result<String, String> {
+    let id: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.is_empty() || id.chars().all(|c| c == '.') {
+        return Err(format!("'{name}' cannot name a job folder"));
+    }
+    Ok(id)
+}
+
+fn parse_bool(value: &str) -> std::result::Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("'{other}' is not true or false")),
+    }
+}
+
+/// Flink's restart strategies, for failures while the job runs. Failures that another run
+/// would meet again (bad SQL, a malformed input row, a wrong option) are never retried.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestartStrategy {
+    /// Flink's default: exponential delay when checkpointing is on, no restarts otherwise.
+    Default,
+    None,
+    FixedDelay { attempts: u32, delay: Duration },
+    ExponentialDelay {
+        initial: Duration,
+        max: Duration,
+        multiplier: f64,
+        /// Weir's own cap (`restart-strategy.exponential-delay.max-attempts`); none by default.
+        max_attempts: Option<u32>,
+    },
+}
+
+impl RestartStrategy {
+    const EXPONENTIAL: RestartStrategy = RestartStrategy::ExponentialDelay {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        multiplier: 1.5,
+        max_attempts: None,
+    };
+
+    fn apply(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let duration = || {
+            parse_duration(value).ok_or_else(|| format!("'{value}' is not a duration like '5s'"))
+        };
+        let number = || {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("'{value}' is not a whole number"))
+        };
+        match key {
+            "restart-strategy.type" | "restart-strategy" => {
+                *self = match value.trim().to_ascii_lowercase().as_str() {
+                    "none" | "off" | "disable" => RestartStrategy::None,
+                    "fixed-delay" | "fixeddelay" => RestartStrategy::FixedDelay {
+                        attempts: 1,
+                        delay: Duration::from_secs(1),
+                    },
+                    "exponential-delay" | "exponentialdelay" => Self::EXPONENTIAL,
+                    other => {
+                        return Err(format!(
+                            "unknown restart strategy '{other}'; valid: none, fixed-delay, exponential-delay"
+                        ));
+                    }
+                }
+            }
+            "restart-strategy.fixed-delay.attempts" => {
+                if let RestartStrategy::FixedDelay { attempts, .. } = self {
+                    *attempts = number()?;
+                }
+            }
+            "restart-strategy.fixed-delay.delay" => {
+                if let RestartStrategy::FixedDelay { delay, .. } = self {
+                    *delay = duration()?;
+                }
+            }
+            _ if key.starts_with("restart-strategy.exponential-delay.") => {
+                if *self == RestartStrategy::Default {
+                    *self = Self::EXPONENTIAL;
+                }
+                if let RestartStrategy::ExponentialDelay {
+                    initial,
+                    max,
+                    multiplier,
+                    max_attempts,
+                } = self
+                {
+                    match key.trim_start_matches("restart-strategy.exponential-delay.") {
+                        "initial-backoff" => *initial = duration()?,
+                        "max-backoff" => *max = duration()?,
+                        "backoff-multiplier" => {
+                            *multiplier = value
+                                .trim()
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|m| *m >= 1.0)
+                                .ok_or_else(|| format!("'{value}' is not a number >= 1"))?
+                        }
+                        "max-attempts" => *max_attempts = Some(number()?),
+                        _ => tracing::warn!(key, "restart setting not used by Weir; ignored"),
+                    }
+                }
+            }
+            _ => tracing::warn!(key, "restart setting not used by Weir; ignored"),
+        }
+        Ok(())
+    }
+
+    /// The delay before restart number `attempt` (1-based), or `None` when no restart is left.
+    pub fn delay(&self, attempt: u32, checkpointing: bool) -> Option<Duration> {
+        match self {
+            RestartStrategy::Default if checkpointing => Self::EXPONENTIAL.delay(attempt, true),
+            RestartStrategy::Default | RestartStrategy::None => None,
+            RestartStrategy::FixedDelay { attempts, delay } => {
+                (attempt <= *attempts).then_some(*delay)
+            }
+            RestartStrategy::ExponentialDelay {
+                initial,
+                max,
+                multiplier,
+                max_attempts,
+            } => {
+                if max_attempts.is_some_and(|m| attempt > m) {
+                    return None;
+                }
+                let factor = multiplier.powi(attempt.saturating_sub(1).min(64) as i32);
+                Some(initial.mul_f64(factor).min(*max))
+            }
         }
     }
 }
@@ -137,8 +338,17 @@ pub fn read_script(path: &Path) -> Result<String> {
 }
 
 pub fn plan_sql(sql: &str, overrides: &[(String, String)]) -> Result<PlannedJob> {
+    plan_sql_with_defaults(sql, &[], overrides)
+}
+
+/// Plan with `defaults` applied before the script's own `SET`s.
+pub fn plan_sql_with_defaults(
+    sql: &str,
+    defaults: &[(String, String)],
+    overrides: &[(String, String)],
+) -> Result<PlannedJob> {
     let script = parse_script(sql)?;
-    let settings = JobSettings::resolve(&script, overrides)?;
+    let settings = JobSettings::resolve_with_defaults(&script, defaults, overrides)?;
     let graph = plan_script(&script, &settings.plan_options())?;
     Ok(PlannedJob { settings, graph })
 }
@@ -150,6 +360,14 @@ pub struct JobSummary {
     pub late_rows_dropped: u64,
     pub elapsed: Duration,
     pub cancelled: bool,
+    /// Where the savepoint taken on Ctrl-C went.
+    pub savepoint: Option<String>,
+    /// The last complete checkpoint (id and location), if the job took any.
+    pub last_checkpoint: Option<(u64, String)>,
+    pub checkpoints_completed: u64,
+    pub checkpoints_failed: u64,
+    /// Restarts after task failures.
+    pub restarts: u32,
 }
 
 impl JobSummary {
@@ -166,80 +384,7 @@ pub enum Progress {
     Quiet,
 }
 
-/// Run a planned job to the end (bounded sources) or until `stop` is set (Ctrl-C).
-pub fn run(job: &PlannedJob, progress: Progress, stop: Arc<AtomicBool>) -> Result<JobSummary> {
-    let run_dir = format!("weir-{}-{}", std::process::id(), unique_suffix());
-    let state_dir = match &job.settings.state_dir {
-        Some(dir) => dir.join(run_dir),
-        None => std::env::temp_dir().join(run_dir),
-    };
-    let config = ExecutionConfig {
-        batch_size: job.settings.batch_size,
-        channel_capacity: 16,
-        idle_timeout: job.settings.idle_timeout,
-        state: StateProvider::new(job.settings.state_backend, state_dir.clone()),
-    };
-    let started = Instant::now();
-    let running = execute(&job.graph, &config)?;
-    let terminal = std::io::stderr().is_terminal();
-    let mut last_report = Instant::now();
-    let mut last_rows = (0u64, 0u64);
-    let mut cancelled = false;
-    while !running.is_finished() {
-        std::thread::sleep(Duration::from_millis(50));
-        if stop.load(Ordering::SeqCst) && !cancelled {
-            cancelled = true;
-            running.cancel();
-        }
-        let every = if terminal {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(10)
-        };
-        if progress == Progress::Auto && last_report.elapsed() >= every {
-            let m = &running.metrics;
-            let secs = last_report.elapsed().as_secs_f64();
-            let (rows_in, rows_out) = (m.rows_in(), m.rows_out());
-            let line = format!(
-                "{:>7.1}s  in {:>10}/s  out {:>10}/s  watermark {}  late {}",
-                started.elapsed().as_secs_f64(),
-                human((rows_in - last_rows.0) as f64 / secs),
-                human((rows_out - last_rows.1) as f64 / secs),
-                m.watermark()
-                    .map(format_watermark)
-                    .unwrap_or_else(|| "-".into()),
-                m.late_rows(),
-            );
-            if terminal {
-                eprint!("\r{line}");
-                let _ = std::io::stderr().flush();
-            } else {
-                tracing::info!("{line}");
-            }
-            last_rows = (rows_in, rows_out);
-            last_report = Instant::now();
-        }
-    }
-    if terminal && progress == Progress::Auto {
-        eprintln!();
-    }
-    let metrics = running.metrics.clone();
-    let result = running.wait();
-    let summary = JobSummary {
-        rows_in: metrics.rows_in(),
-        rows_out: metrics.rows_out(),
-        late_rows_dropped: metrics.late_rows(),
-        elapsed: started.elapsed(),
-        cancelled,
-    };
-    // Without checkpoints, a finished job's state has no further use.
-    if state_dir.exists() {
-        let _ = std::fs::remove_dir_all(&state_dir);
-    }
-    result.map(|()| summary)
-}
-
-fn unique_suffix() -> u128 {
+pub(crate) fn unique_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -35,6 +35,26 @@ enum Command {
     },
     /// Run the Nexmark and windowed benchmark jobs and print events/s and peak memory.
     Bench(weir_runtime::bench::BenchArgs),
+    /// List and inspect checkpoints and savepoints.
+    Checkpoints {
+        #[command(subcommand)]
+        command: CheckpointsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointsCommand {
+    /// Every job under a checkpoint directory with its complete checkpoints: ids, times,
+    /// sizes, state per operator.
+    List {
+        /// The checkpoint directory (`file:///…`, `s3://bucket/prefix`, a path, …).
+        dir: String,
+    },
+    /// One checkpoint or savepoint: operators, subtasks, key groups, files and sizes.
+    Inspect {
+        /// A `chk-<n>` folder, a savepoint folder, or either's `_metadata`.
+        path: String,
+    },
 }
 
 #[derive(Args)]
@@ -53,6 +73,27 @@ struct JobArgs {
     /// A setting as `key=value`, like `SET 'key' = 'value';` in the script (wins over it).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
+    /// Where checkpoints go (`execution.checkpointing.dir`): `file:///…`, `s3://…`, `gs://…`,
+    /// `az://…` or a local path. Turns on exactly-once output.
+    #[arg(long)]
+    checkpoint_dir: Option<String>,
+    /// Time between checkpoints (`execution.checkpointing.interval`), e.g. `10s`.
+    #[arg(long)]
+    checkpoint_interval: Option<String>,
+    /// Where savepoints go (`state.savepoints.dir`); Ctrl-C then stops with a savepoint.
+    #[arg(long)]
+    savepoint_dir: Option<String>,
+    /// Start from a checkpoint or savepoint path, or `latest` (the newest complete checkpoint
+    /// of this job under --checkpoint-dir; a fresh start when there is none).
+    #[arg(long)]
+    restore: Option<String>,
+    /// Drop state in the checkpoint that matches no operator of the job instead of failing.
+    #[arg(long)]
+    allow_non_restored_state: bool,
+    /// The job's name, which names its folder under --checkpoint-dir (`pipeline.name`;
+    /// default: the SQL file's name without `.sql`).
+    #[arg(long)]
+    job_id: Option<String>,
 }
 
 impl JobArgs {
@@ -70,12 +111,38 @@ impl JobArgs {
         if let Some(m) = self.max_parallelism {
             out.push(("pipeline.max-parallelism".into(), m.to_string()));
         }
+        let flags = [
+            ("execution.checkpointing.dir", &self.checkpoint_dir),
+            ("execution.checkpointing.interval", &self.checkpoint_interval),
+            ("state.savepoints.dir", &self.savepoint_dir),
+            ("execution.savepoint.path", &self.restore),
+            ("pipeline.name", &self.job_id),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                out.push((key.into(), value.clone()));
+            }
+        }
+        if self.allow_non_restored_state {
+            out.push((
+                "execution.savepoint.ignore-unclaimed-state".into(),
+                "true".into(),
+            ));
+        }
         Ok(out)
     }
 
     fn plan(&self) -> anyhow::Result<job::PlannedJob> {
         let sql = job::read_script(&self.file)?;
-        let mut planned = job::plan_sql(&sql, &self.overrides()?)
+        // The job id defaults to the file's name, so a rerun finds its checkpoints; the
+        // script's `SET 'pipeline.name'` and --job-id come later and win.
+        let mut defaults = Vec::new();
+        if let Some(stem) = self.file.file_stem().and_then(|s| s.to_str())
+            && let Ok(id) = job::job_id_from(stem)
+        {
+            defaults.push(("pipeline.name".to_string(), id));
+        }
+        let mut planned = job::plan_sql_with_defaults(&sql, &defaults, &self.overrides()?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.file.display()))?;
         if let Some(dir) = &self.state_dir {
             planned.settings.state_dir = Some(dir.clone());
@@ -145,6 +212,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .map(|b| format!(", peak memory {} MB", b / (1024 * 1024)))
                         .unwrap_or_default()
                 );
+                if summary.checkpoints_completed + summary.checkpoints_failed > 0 {
+                    eprintln!(
+                        "checkpoints: {} complete, {} failed{}{}",
+                        summary.checkpoints_completed,
+                        summary.checkpoints_failed,
+                        summary
+                            .last_checkpoint
+                            .as_ref()
+                            .map(|(id, at)| format!(", last {id} at {at}"))
+                            .unwrap_or_default(),
+                        if summary.restarts > 0 {
+                            format!(", {} restarts", summary.restarts)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            if let Some(savepoint) = &summary.savepoint {
+                println!("Savepoint completed. Path: {savepoint}");
             }
             Ok(())
         }
@@ -154,5 +241,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => weir_runtime::bench::run(&args),
+        Command::Checkpoints { command } => match command {
+            CheckpointsCommand::List { dir } => {
+                print!("{}", weir_checkpoint::list_checkpoints(&dir)?);
+                Ok(())
+            }
+            CheckpointsCommand::Inspect { path } => {
+                print!("{}", weir_checkpoint::inspect(&path)?);
+                Ok(())
+            }
+        },
     }
 }

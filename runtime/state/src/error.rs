@@ -47,4 +47,53 @@ pub enum Error {
     /// A stored key is too short to hold the key-group and state-id prefix.
     #[error("corrupt state key {key:02x?}: shorter than the 4-byte key-group and state-id prefix")]
     CorruptKey { key: Vec<u8> },
+
+    /// The scratch directory of a snapshot could not be prepared or read back.
+    #[error("failed to prepare snapshot directory {}", path.display())]
+    Scratch {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The scratch directory of a snapshot already holds files; a snapshot never overwrites them.
+    #[error("snapshot directory {} is not empty", path.display())]
+    ScratchNotEmpty { path: PathBuf },
+
+    /// A folder given to [`RocksDbBackend::open_read_only`] holds no RocksDB checkpoint.
+    ///
+    /// [`RocksDbBackend::open_read_only`]: crate::RocksDbBackend::open_read_only
+    #[error("no rocksdb checkpoint at {}: no CURRENT file", path.display())]
+    NoCheckpoint { path: PathBuf },
+
+    /// RocksDB could not create its native checkpoint of the database.
+    #[error("failed to create a rocksdb checkpoint of {} in {}", path.display(), scratch.display())]
+    Snapshot {
+        path: PathBuf,
+        scratch: PathBuf,
+        source: rocksdb::Error,
+    },
+
+    /// A canonical key-group file is truncated, damaged or of an unknown version.
+    #[error("corrupt canonical key-group file: {reason}")]
+    Corrupt { reason: String },
+
+    /// The caller's function passed to [`StateBackend::for_each_entry`] failed; iteration stopped.
+    ///
+    /// [`StateBackend::for_each_entry`]: crate::StateBackend::for_each_entry
+    #[error("entry visitor stopped the iteration")]
+    Visitor {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Wraps any error of a [`StateBackend::for_each_entry`] visitor, so the visitor can use `?`
+    /// on its own errors (`.map_err(Error::visitor)`).
+    ///
+    /// [`StateBackend::for_each_entry`]: crate::StateBackend::for_each_entry
+    pub fn visitor(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Visitor {
+            source: source.into(),
+        }
+    }
 }

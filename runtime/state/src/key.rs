@@ -6,6 +6,8 @@
 //! contiguous key range too: rescaling hands a task's key-group range over as a single range of
 //! keys. Within a key group, each state's entries are contiguous and ordered by user key.
 
+use std::ops::RangeInclusive;
+
 use crate::{Error, Result};
 
 /// A key group: the unit in which keyed state is assigned to tasks and moved on rescaling.
@@ -47,6 +49,22 @@ pub fn decode_key(bytes: &[u8]) -> Result<(KeyGroup, StateId, &[u8])> {
             key: bytes.to_vec(),
         }),
     }
+}
+
+/// The encoded key range `[lower, upper)` holding exactly the key groups of `key_groups`;
+/// `upper` is `None` when the range runs to the last key group. `None` for an empty range.
+pub(crate) fn key_group_bounds(
+    key_groups: &RangeInclusive<KeyGroup>,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    if key_groups.is_empty() {
+        return None;
+    }
+    let lower = key_groups.start().to_be_bytes().to_vec();
+    let upper = key_groups
+        .end()
+        .checked_add(1)
+        .map(|next| next.to_be_bytes().to_vec());
+    Some((lower, upper))
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, or `None` if
@@ -101,6 +119,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn key_group_bounds_cover_the_range_and_nothing_else() {
+        assert_eq!(
+            key_group_bounds(&(2..=3)),
+            Some((vec![0, 2], Some(vec![0, 4])))
+        );
+        assert_eq!(
+            key_group_bounds(&(0xfffe..=u16::MAX)),
+            Some((vec![0xff, 0xfe], None))
+        );
+        #[expect(
+            clippy::reversed_empty_ranges,
+            reason = "the empty range is the case under test"
+        )]
+        let empty = 5..=4;
+        assert_eq!(key_group_bounds(&empty), None);
     }
 
     #[test]

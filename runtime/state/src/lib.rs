@@ -8,19 +8,32 @@
 //!
 //! Operators are expected to keep hot state in memory and write through to the backend at
 //! watermark or checkpoint boundaries (or when memory is short), never once per row.
+//!
+//! At a checkpoint a backend takes a [`LocalSnapshot`] (a RocksDB native checkpoint, or a copy
+//! of the in-memory entries) that the engine uploads while processing goes on; savepoints and
+//! rescaled restores move state as [`canonical`] key-group files, read with
+//! [`StateBackend::for_each_entry`]. See `docs/checkpoints.md` for the whole design.
 
+pub mod canonical;
 mod error;
 mod key;
 mod memory;
 mod rocks;
+mod snapshot;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod snapshot_conformance;
+
+use std::ops::RangeInclusive;
+use std::path::Path;
 
 pub use error::Error;
 pub use key::{KeyGroup, StateId, decode_key, encode_key};
 pub use memory::MemoryBackend;
 pub use rocks::RocksDbBackend;
+pub use snapshot::{Entry, LocalSnapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -68,4 +81,23 @@ pub trait StateBackend: Send {
 
     /// Make everything written so far durable in the backend's own storage (a RocksDB flush).
     fn flush(&mut self) -> Result<()>;
+
+    /// Take a point-in-time local snapshot: later writes never show in it.
+    ///
+    /// `scratch` is an empty-or-missing directory the backend may create and fill (its parent
+    /// is created if missing); a non-empty one is refused with [`Error::ScratchNotEmpty`].
+    /// RocksDB flushes and makes a native checkpoint there; the in-memory backend ignores it.
+    fn snapshot(&mut self, scratch: &Path) -> Result<LocalSnapshot>;
+
+    /// Calls `f` with every entry whose key group is in `key_groups`, in (key group, state, key)
+    /// order. An error from `f` stops the iteration and is returned as is; wrap foreign errors
+    /// with [`Error::visitor`].
+    ///
+    /// The `&Entry` is only valid during the call (backends reuse its buffers): clone it to keep
+    /// it.
+    fn for_each_entry(
+        &self,
+        key_groups: RangeInclusive<KeyGroup>,
+        f: &mut dyn FnMut(KeyGroup, &Entry) -> Result<()>,
+    ) -> Result<()>;
 }

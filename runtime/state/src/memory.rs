@@ -2,13 +2,17 @@
 //!
 //! It stores the same encoded keys as [`RocksDbBackend`](crate::RocksDbBackend) in the same
 //! order, so it answers every [`StateBackend`] call exactly as RocksDB would, without touching
-//! disk. Nothing survives the process; [`StateBackend::flush`] does nothing.
+//! disk. Nothing survives the process; [`StateBackend::flush`] does nothing, and a snapshot is a
+//! copy of every entry ([`LocalSnapshot::Entries`]).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, RangeInclusive};
+use std::path::Path;
 
-use crate::key::prefix_successor;
-use crate::{KeyGroup, Result, StateBackend, StateId, WriteOp, decode_key, encode_key};
+use crate::key::{key_group_bounds, prefix_successor};
+use crate::{
+    Entry, KeyGroup, LocalSnapshot, Result, StateBackend, StateId, WriteOp, decode_key, encode_key,
+};
 
 /// Keyed state held in memory, ordered by encoded key.
 #[derive(Debug, Clone, Default)]
@@ -108,6 +112,47 @@ impl StateBackend for MemoryBackend {
     }
 
     fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Copies every entry: the copy is the point-in-time view, so `scratch` is not used.
+    fn snapshot(&mut self, _scratch: &Path) -> Result<LocalSnapshot> {
+        let mut groups: BTreeMap<KeyGroup, Vec<Entry>> = BTreeMap::new();
+        for (key, value) in &self.entries {
+            let (key_group, state, user_key) = decode_key(key)?;
+            groups.entry(key_group).or_default().push(Entry {
+                state,
+                key: user_key.to_vec(),
+                value: value.clone(),
+            });
+        }
+        Ok(LocalSnapshot::Entries(groups))
+    }
+
+    fn for_each_entry(
+        &self,
+        key_groups: RangeInclusive<KeyGroup>,
+        f: &mut dyn FnMut(KeyGroup, &Entry) -> Result<()>,
+    ) -> Result<()> {
+        let Some((lower, upper)) = key_group_bounds(&key_groups) else {
+            return Ok(());
+        };
+        let upper = match &upper {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        for (key, value) in self
+            .entries
+            .range::<[u8], _>((Bound::Included(lower.as_slice()), upper))
+        {
+            let (key_group, state, user_key) = decode_key(key)?;
+            let entry = Entry {
+                state,
+                key: user_key.to_vec(),
+                value: value.clone(),
+            };
+            f(key_group, &entry)?;
+        }
         Ok(())
     }
 }

@@ -4,16 +4,23 @@
 //! default column family, so a key-group range is one contiguous key range on disk. Operators
 //! write through to it in batches from their in-memory state, so the tuning is for a
 //! write-through cache: RocksDB's default write buffers, lz4 compression and no write-ahead log.
+//! Snapshots are RocksDB native checkpoints (the `checkpoint` submodule).
+
+mod checkpoint;
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
     DB, DBCompressionType, DBRawIterator, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
-use crate::key::{key_prefix, prefix_successor};
-use crate::{Error, KeyGroup, Result, StateBackend, StateId, WriteOp, decode_key, encode_key};
+use crate::key::{key_group_bounds, key_prefix, prefix_successor};
+use crate::{
+    Entry, Error, KeyGroup, LocalSnapshot, Result, StateBackend, StateId, WriteOp, decode_key,
+    encode_key,
+};
 
 /// Keyed state in a RocksDB database owned by one task.
 pub struct RocksDbBackend {
@@ -33,26 +40,27 @@ impl RocksDbBackend {
             source,
         })?;
 
-        let mut opts = Options::default();
+        let mut opts = db_options();
         opts.create_if_missing(true);
-        opts.set_compression_type(DBCompressionType::Lz4);
         let db = DB::open(&opts, path).map_err(|source| Error::Open {
             path: path.to_owned(),
             source,
         })?;
+        Ok(Self::with_db(db, path))
+    }
 
+    fn with_db(db: DB, path: &Path) -> Self {
         // No write-ahead log: state becomes durable through checkpoints, which snapshot the
         // database after a flush, not through RocksDB's own crash recovery. After a crash the task
         // restores from the last checkpoint and discards this directory, so logging every write
         // would only cost I/O.
         let mut write_opts = WriteOptions::default();
         write_opts.disable_wal(true);
-
-        Ok(Self {
+        Self {
             db,
             path: path.to_owned(),
             write_opts,
-        })
+        }
     }
 
     /// The directory holding this database.
@@ -78,6 +86,13 @@ impl RocksDbBackend {
     fn finish(&self, iter: &DBRawIterator<'_>) -> Result<()> {
         iter.status().map_err(|source| self.read_error(source))
     }
+}
+
+/// The options every database of this backend is opened with.
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_compression_type(DBCompressionType::Lz4);
+    opts
 }
 
 impl fmt::Debug for RocksDbBackend {
@@ -196,6 +211,48 @@ impl StateBackend for RocksDbBackend {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Flushes, then makes a RocksDB native checkpoint in `scratch` (see `rocks/checkpoint.rs`).
+    fn snapshot(&mut self, scratch: &Path) -> Result<LocalSnapshot> {
+        self.flush()?;
+        checkpoint::create(&self.db, &self.path, scratch)
+    }
+
+    /// One bounded iterator over the key range of `key_groups`, reusing one [`Entry`]'s buffers.
+    fn for_each_entry(
+        &self,
+        key_groups: RangeInclusive<KeyGroup>,
+        f: &mut dyn FnMut(KeyGroup, &Entry) -> Result<()>,
+    ) -> Result<()> {
+        let Some((lower, upper)) = key_group_bounds(&key_groups) else {
+            return Ok(());
+        };
+        let mut read_opts = ReadOptions::default();
+        // A full pass (savepoint, rescale) should not evict the hot blocks of point reads.
+        read_opts.fill_cache(false);
+        if let Some(upper) = upper {
+            read_opts.set_iterate_upper_bound(upper);
+        }
+        let mut iter = self.db.raw_iterator_opt(read_opts);
+        iter.seek(&lower);
+
+        let mut entry = Entry {
+            state: StateId(0),
+            key: Vec::new(),
+            value: Vec::new(),
+        };
+        while let Some((key, value)) = iter.item() {
+            let (key_group, state, user_key) = decode_key(key)?;
+            entry.state = state;
+            entry.key.clear();
+            entry.key.extend_from_slice(user_key);
+            entry.value.clear();
+            entry.value.extend_from_slice(value);
+            f(key_group, &entry)?;
+            iter.next();
+        }
+        self.finish(&iter)
     }
 }
 

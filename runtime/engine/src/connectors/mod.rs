@@ -34,6 +34,9 @@ pub struct SourceContext {
     pub parallelism: usize,
     /// Preferred number of rows per batch.
     pub batch_size: usize,
+    /// After a restore: the splits this subtask resumes from (see [`Source::snapshot_splits`]);
+    /// an empty list means there is nothing left to read. `None` for a fresh start.
+    pub restored_splits: Option<Vec<serde_json::Value>>,
 }
 
 /// What a source returns on each poll.
@@ -50,6 +53,17 @@ pub enum SourceEvent {
 /// (throttling sleeps, file reads), but should return `Pending` rather than block for long.
 pub trait Source: Send {
     fn poll_next(&mut self) -> Result<SourceEvent>;
+
+    /// The read position, as splits: what is left to read, each a JSON value the source can
+    /// resume from (a sequence range, a file and offset). Called between polls at a checkpoint
+    /// barrier. On a restore at another parallelism the splits of all old subtasks are dealt
+    /// out round-robin, so a split must make sense on its own.
+    fn snapshot_splits(&mut self) -> Result<Vec<serde_json::Value>> {
+        Err(Error::execution(
+            "source",
+            "this source cannot record its read position for a checkpoint",
+        ))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +76,9 @@ pub struct SinkContext {
     /// True when the input is an updating (changelog) stream: batches carry the hidden
     /// row-kind column (see [`crate::dataflow::message::row_kinds`]).
     pub updating: bool,
+    /// Checkpointing is on: output becomes visible only when a checkpoint that covers it
+    /// completes ([`Sink::pre_commit`], then [`Connector::commit`]), never in [`Sink::finish`].
+    pub exactly_once: bool,
 }
 
 /// One parallel instance of a sink.
@@ -69,8 +86,18 @@ pub trait Sink: Send {
     /// Write a batch. For an updating input the batch's last column is the row kind.
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
 
-    /// The input ended: flush and close what is open.
+    /// The input ended: flush and close what is open. Without checkpointing this also makes
+    /// the output visible; with it, the engine calls [`Sink::pre_commit`] for a final
+    /// checkpoint instead and commits after that checkpoint completes.
     fn finish(&mut self) -> Result<()>;
+
+    /// A checkpoint barrier reached the sink: make everything written so far durable but not
+    /// yet visible, and return what [`Connector::commit`] needs to publish it once the
+    /// checkpoint is complete (two-phase commit). `None` when there is nothing to commit.
+    /// Sinks that are not transactional (print, blackhole) keep the default.
+    fn pre_commit(&mut self, _checkpoint_id: u64) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
 }
 
 /// A connector type, known by its `connector` option value.
@@ -89,6 +116,16 @@ pub trait Connector: Sync + Send {
     /// Whether the sink can consume an updating (changelog) stream.
     fn accepts_changelog(&self) -> bool {
         false
+    }
+
+    /// Publish what a sink subtask pre-committed for a checkpoint that is now complete. Runs
+    /// on the coordinator, possibly again for the same committable after a restore, so it
+    /// must be idempotent.
+    fn commit(&self, table: &TableDef, _committable: &serde_json::Value) -> Result<()> {
+        Err(Error::table_options(
+            &table.name,
+            format!("connector '{}' has nothing to commit", self.name()),
+        ))
     }
 
     fn create_source(&self, ctx: SourceContext) -> Result<Box<dyn Source>> {

@@ -1,26 +1,31 @@
 //! Runs a job graph: one thread per task (a chain of operators for one parallel subtask),
 //! bounded channels between tasks, watermarks combined per task, and a clean end when every
 //! bounded source has ended and the final watermark has fired every window.
+//!
+//! This module builds the tasks (restoring their state when the job restores a checkpoint)
+//! and starts them; [`super::task`] is what each task thread runs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::connectors::{self, Sink, SinkContext, Source, SourceContext, SourceEvent};
+use crate::checkpoint::coordinator::SinkTables;
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::{NodeRef, TaskSnapshot, Trigger};
+use crate::connectors::{self, SinkContext, SourceContext};
 use crate::dataflow::exchange::{Envelope, OutputEdge, Target};
 use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
-use crate::dataflow::message::{MAX_WATERMARK, Message, Timestamp};
 use crate::dataflow::metrics::JobMetrics;
-use crate::dataflow::operator::{Emitted, Operator, Output, TaskInfo};
+use crate::dataflow::operator::{Operator, TaskInfo};
 use crate::dataflow::state::StateProvider;
-use crate::dataflow::watermark::WatermarkTracker;
+use crate::dataflow::task::{Chain, Head, Tail, Task, TaskCheckpointing};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecutionConfig {
     /// Rows per batch a source should produce.
     pub batch_size: usize,
@@ -29,6 +34,10 @@ pub struct ExecutionConfig {
     /// `table.exec.source.idle-timeout`: a source with no data for this long is marked idle.
     pub idle_timeout: Option<Duration>,
     pub state: StateProvider,
+    /// Snapshots go to these upload threads; `None` when the job takes no checkpoints.
+    pub uploads: Option<Sender<TaskSnapshot>>,
+    /// The checkpoint or savepoint the job starts from.
+    pub restore: Option<Arc<Restore>>,
 }
 
 /// A job whose tasks are running.
@@ -37,12 +46,21 @@ pub struct RunningJob {
     pub metrics: Arc<JobMetrics>,
     cancel: Arc<AtomicBool>,
     error: Arc<Mutex<Option<Error>>>,
+    /// Per task, where the coordinator sends barrier triggers (source tasks only).
+    pub triggers: Vec<Option<Sender<Trigger>>>,
+    /// The sink nodes' tables by uid, for the coordinator's commits.
+    pub sinks: SinkTables,
 }
 
 impl RunningJob {
     /// Stop every task as soon as it notices (used for Ctrl-C and for failures).
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// The flag that cancels every task (shared with the checkpoint coordinator).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     pub fn is_finished(&self) -> bool {
@@ -131,6 +149,14 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
 
     // Build every task before starting any, so a configuration error starts nothing.
     let mut tasks = Vec::new();
+    let mut triggers = Vec::new();
+    let mut sinks = SinkTables::new();
+    let node_ref = |node: NodeId, subtask: usize| NodeRef {
+        uid: graph.nodes[node].uid.clone(),
+        name: graph.nodes[node].name.clone(),
+        parallelism: graph.nodes[node].parallelism,
+        subtask,
+    };
     for (ci, chain) in chains.iter().enumerate() {
         let head = &graph.nodes[chain[0]];
         let tail = &graph.nodes[*chain.last().unwrap_or(&chain[0])];
@@ -143,11 +169,24 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                 max_parallelism: graph.max_parallelism,
             };
             let mut operators: Vec<Box<dyn Operator>> = Vec::new();
-            let mut names = Vec::new();
+            let mut nodes = Vec::new();
             for node in chain {
                 if let NodeKind::Operator { factory } = &graph.nodes[*node].kind {
-                    operators.push(factory.create(&task_info(*node), &config.state)?);
-                    names.push(graph.nodes[*node].name.clone());
+                    let mut operator = factory.create(&task_info(*node), &config.state)?;
+                    if config.uploads.is_some() && !operator.supports_checkpoints() {
+                        return Err(Error::execution(
+                            &graph.nodes[*node].name,
+                            "this operator cannot be checkpointed yet; run the job without \
+                             --checkpoint-dir and --savepoint-dir",
+                        ));
+                    }
+                    if let Some(restore) = &config.restore
+                        && restore.has(&graph.nodes[*node].uid)
+                    {
+                        operator.restore(restore.operator_state(&graph.nodes[*node].uid))?;
+                    }
+                    operators.push(operator);
+                    nodes.push(node_ref(*node, subtask));
                 }
             }
             let tail_kind = match &tail.kind {
@@ -173,9 +212,12 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                         subtask,
                         parallelism: tail.parallelism,
                         updating: *updating,
+                        exactly_once: config.uploads.is_some(),
                     })?;
+                    sinks.insert(tail.uid.clone(), table.clone());
                     Tail::Sink {
                         sink,
+                        node: node_ref(tail.id, subtask),
                         index: sink_offsets.get(&tail.id).copied().unwrap_or(0) + subtask,
                     }
                 }
@@ -216,17 +258,32 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     Tail::Outputs(outputs)
                 }
             };
+            let mut trigger = None;
             let head_kind = match &head.kind {
                 NodeKind::Source { table } => {
                     let connector = connectors::connector_for(table)?;
+                    let restored_splits = config
+                        .restore
+                        .as_ref()
+                        .and_then(|r| r.splits(&head.uid, subtask, head.parallelism));
                     let source = connector.create_source(SourceContext {
                         table: table.clone(),
                         schema: table.physical_schema(),
                         subtask,
                         parallelism: head.parallelism,
                         batch_size: config.batch_size,
+                        restored_splits,
                     })?;
-                    Head::Source(source)
+                    let triggers = config.uploads.as_ref().map(|_| {
+                        let (tx, rx) = crossbeam_channel::unbounded();
+                        trigger = Some(tx);
+                        rx
+                    });
+                    Head::Source {
+                        source,
+                        node: node_ref(head.id, subtask),
+                        triggers,
+                    }
                 }
                 _ => {
                     let rx = receivers
@@ -238,17 +295,23 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     }
                 }
             };
+            triggers.push(trigger);
             tasks.push(Task {
+                index: tasks.len(),
                 name: format!("{} ({}/{})", head.name, subtask + 1, head.parallelism),
                 head: head_kind,
                 chain: Chain {
                     operators,
-                    names,
+                    nodes,
                     tail: tail_kind,
                     metrics: metrics.clone(),
                 },
                 cancel: cancel.clone(),
                 idle_timeout: config.idle_timeout,
+                checkpointing: config.uploads.as_ref().map(|uploads| TaskCheckpointing {
+                    uploads: uploads.clone(),
+                    scratch: config.state.scratch_dir(),
+                }),
             });
         }
     }
@@ -279,221 +342,8 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         metrics,
         cancel,
         error,
+        triggers,
+        sinks,
     })
 }
 
-enum Head {
-    Source(Box<dyn Source>),
-    Input {
-        rx: Receiver<Envelope>,
-        /// Input index (0 or 1) of each channel.
-        inputs: Vec<usize>,
-    },
-}
-
-enum Tail {
-    Sink { sink: Box<dyn Sink>, index: usize },
-    Outputs(Vec<OutputEdge>),
-}
-
-struct Chain {
-    operators: Vec<Box<dyn Operator>>,
-    names: Vec<String>,
-    tail: Tail,
-    metrics: Arc<JobMetrics>,
-}
-
-impl Chain {
-    fn push_batch(
-        &mut self,
-        at: usize,
-        input: usize,
-        batch: arrow::array::RecordBatch,
-    ) -> Result<()> {
-        if at == self.operators.len() {
-            return self.tail_batch(batch);
-        }
-        let mut out = Output::default();
-        self.operators[at].process_batch(input, batch, &mut out)?;
-        self.forward(at + 1, out)
-    }
-
-    fn push_watermark(&mut self, at: usize, watermark: Timestamp) -> Result<()> {
-        if at == self.operators.len() {
-            return self.tail_message(Message::Watermark(watermark));
-        }
-        let mut out = Output::default();
-        self.operators[at].process_watermark(watermark, &mut out)?;
-        self.forward(at + 1, out)
-    }
-
-    fn forward(&mut self, at: usize, out: Output) -> Result<()> {
-        for item in out.items {
-            match item {
-                Emitted::Batch(b) => self.push_batch(at, 0, b)?,
-                Emitted::Watermark(w) => self.push_watermark(at, w)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Finish operators head to tail, each one's last output flowing through the rest.
-    fn finish(&mut self) -> Result<()> {
-        for i in 0..self.operators.len() {
-            let mut out = Output::default();
-            self.operators[i].finish(&mut out)?;
-            self.forward(i + 1, out)?;
-            self.metrics
-                .add_late_rows(self.operators[i].late_rows_dropped());
-        }
-        match &mut self.tail {
-            Tail::Sink { sink, .. } => sink.finish(),
-            Tail::Outputs(outputs) => {
-                for o in outputs {
-                    o.broadcast(Message::End)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn tail_batch(&mut self, batch: arrow::array::RecordBatch) -> Result<()> {
-        match &mut self.tail {
-            Tail::Sink { sink, .. } => {
-                self.metrics.add_rows_out(batch.num_rows() as u64);
-                sink.write(&batch)
-            }
-            Tail::Outputs(outputs) => {
-                let last = outputs.len().saturating_sub(1);
-                for (i, o) in outputs.iter_mut().enumerate() {
-                    if i == last {
-                        return o.send_batch(batch);
-                    }
-                    o.send_batch(batch.clone())?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn tail_message(&mut self, message: Message) -> Result<()> {
-        match &mut self.tail {
-            Tail::Sink { index, .. } => {
-                if let Message::Watermark(w) = message {
-                    self.metrics.set_sink_watermark(*index, w);
-                }
-                Ok(())
-            }
-            Tail::Outputs(outputs) => {
-                for o in outputs {
-                    o.broadcast(message.clone())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-struct Task {
-    name: String,
-    head: Head,
-    chain: Chain,
-    cancel: Arc<AtomicBool>,
-    idle_timeout: Option<Duration>,
-}
-
-impl Task {
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-
-    fn run(mut self) -> Result<()> {
-        tracing::debug!(task = %self.name, operators = ?self.chain.names, "task started");
-        let head = std::mem::replace(
-            &mut self.head,
-            Head::Input {
-                rx: crossbeam_channel::never(),
-                inputs: Vec::new(),
-            },
-        );
-        let result = match head {
-            Head::Source(source) => self.run_source(source),
-            Head::Input { rx, inputs } => self.run_input(rx, inputs),
-        };
-        match result {
-            // A send that failed because the job was cancelled is not a failure of its own.
-            Err(_) if self.cancelled() => Ok(()),
-            other => other,
-        }
-    }
-
-    fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<()> {
-        let mut last_data = Instant::now();
-        let mut idle = false;
-        loop {
-            if self.cancelled() {
-                return Ok(());
-            }
-            match source.poll_next()? {
-                SourceEvent::Batch(batch) => {
-                    last_data = Instant::now();
-                    if idle {
-                        idle = false;
-                    }
-                    self.chain.metrics.add_rows_in(batch.num_rows() as u64);
-                    self.chain.push_batch(0, 0, batch)?;
-                }
-                SourceEvent::Pending => {
-                    if let Some(timeout) = self.idle_timeout
-                        && !idle
-                        && last_data.elapsed() >= timeout
-                    {
-                        idle = true;
-                        self.chain.tail_message(Message::Idle)?;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                SourceEvent::End => break,
-            }
-        }
-        // A bounded source ends with the watermark that fires everything, as in Flink.
-        self.chain.push_watermark(0, MAX_WATERMARK)?;
-        self.chain.finish()
-    }
-
-    fn run_input(&mut self, rx: Receiver<Envelope>, inputs: Vec<usize>) -> Result<()> {
-        let mut tracker = WatermarkTracker::new(inputs.len());
-        while !tracker.all_ended() {
-            let (channel, message) = match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(envelope) => envelope,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.cancelled() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    if self.cancelled() {
-                        return Ok(());
-                    }
-                    return Err(Error::execution(&self.name, "an upstream task stopped"));
-                }
-            };
-            let channel = channel as usize;
-            let advanced = match message {
-                Message::Batch(batch) => {
-                    tracker.on_data(channel);
-                    self.chain.push_batch(0, inputs[channel], batch)?;
-                    None
-                }
-                Message::Watermark(w) => tracker.on_watermark(channel, w),
-                Message::Idle => tracker.on_idle(channel),
-                Message::End => tracker.on_end(channel),
-            };
-            if let Some(w) = advanced {
-                self.chain.push_watermark(0, w)?;
-            }
-        }
-        self.chain.finish()
-    }
-}

@@ -106,7 +106,13 @@ impl JobGraph {
     ) -> NodeId {
         let id = self.nodes.len();
         let name = name.into();
-        let uid = self.unique_uid(&name);
+        // Sources and sinks are known by their table, so a changed projection keeps their
+        // positions and pending commits.
+        let uid = match &kind {
+            NodeKind::Source { table } => self.unique_uid(&format!("Source {}", table.name)),
+            NodeKind::Sink { table, .. } => self.unique_uid(&format!("Sink {}", table.name)),
+            NodeKind::Operator { .. } => self.unique_uid(&name),
+        };
         self.nodes.push(Node {
             id,
             uid,

@@ -1,4 +1,5 @@
-//! What travels between operators: batches of rows, watermarks, and the end of the stream.
+//! What travels between operators: batches of rows, watermarks, checkpoint barriers, and the
+//! end of the stream.
 //!
 //! Watermarks are in-band messages, so an operator sees them in order with the data
 //! (a watermark promises that no row with a smaller event time follows on that input).
@@ -74,11 +75,34 @@ pub fn visible_columns(batch: &RecordBatch) -> RecordBatch {
     }
 }
 
+/// A checkpoint barrier: everything before it on a channel belongs to checkpoint `id`,
+/// everything after it to later ones (Chandy–Lamport, aligned as in Flink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    pub id: u64,
+    pub kind: BarrierKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarrierKind {
+    /// A periodic checkpoint: keyed state may be stored incrementally.
+    Checkpoint,
+    /// A savepoint: self-contained, canonical state.
+    Savepoint,
+}
+
+impl Barrier {
+    pub fn is_savepoint(&self) -> bool {
+        self.kind == BarrierKind::Savepoint
+    }
+}
+
 /// One message on a channel between tasks.
 #[derive(Debug, Clone)]
 pub enum Message {
     Batch(RecordBatch),
     Watermark(Timestamp),
+    Barrier(Barrier),
     /// The input is marked idle (no data for `table.exec.source.idle-timeout`): leave it out of
     /// the minimum until it sends data or a watermark again.
     Idle,

@@ -9,4 +9,5 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod state;
+pub mod task;
 pub mod watermark;

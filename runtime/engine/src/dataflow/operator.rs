@@ -1,9 +1,12 @@
 //! The operator trait: one required method (process a batch) and defaulted hooks for
-//! watermarks and the end of input. Operators are chained inside a task; each call appends
+//! watermarks, checkpoints (snapshot and restore) and the end of input. Operators are chained inside a task; each call appends
 //! what the operator emits to an output buffer that feeds the next operator in the chain.
+
+use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use weir_state::{LocalSnapshot, StateBackend};
 
 use crate::dataflow::message::Timestamp;
 use crate::error::Result;
@@ -45,6 +48,41 @@ pub struct TaskInfo {
     pub max_parallelism: usize,
 }
 
+/// What a checkpoint asks of an operator.
+#[derive(Debug, Clone)]
+pub struct SnapshotContext {
+    pub checkpoint_id: u64,
+    /// Savepoints need the whole state, not an incremental native snapshot.
+    pub savepoint: bool,
+    /// An empty directory the operator's backend may fill with its local snapshot.
+    pub scratch: PathBuf,
+}
+
+/// An operator's part of a checkpoint.
+#[derive(Debug, Default)]
+pub struct OperatorSnapshot {
+    /// The keyed state, from [`StateBackend::snapshot`], taken after the operator wrote its
+    /// dirty in-memory state through to the backend.
+    pub keyed: Option<LocalSnapshot>,
+    /// Non-keyed state (the operator's current watermark, say). On restore every subtask gets
+    /// the items of every old subtask (Flink's union redistribution).
+    pub operator_state: Vec<serde_json::Value>,
+}
+
+impl OperatorSnapshot {
+    /// Snapshot `backend` (already holding everything) together with `operator_state`.
+    pub fn of_backend(
+        backend: &mut dyn StateBackend,
+        ctx: &SnapshotContext,
+        operator_state: Vec<serde_json::Value>,
+    ) -> Result<OperatorSnapshot> {
+        Ok(OperatorSnapshot {
+            keyed: Some(backend.snapshot(&ctx.scratch)?),
+            operator_state,
+        })
+    }
+}
+
 /// A stream operator. Implementations must not block on I/O outside their own state backend.
 pub trait Operator: Send {
     /// The schema of the batches this operator emits.
@@ -62,6 +100,27 @@ pub trait Operator: Send {
 
     /// All inputs ended (a final `MAX_WATERMARK` was already delivered for event-time jobs).
     fn finish(&mut self, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint barrier reached this operator: every earlier row was processed. Write the
+    /// dirty in-memory state through to the backend and snapshot it. Stateless operators keep
+    /// the default (no state).
+    fn snapshot(&mut self, _ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        Ok(None)
+    }
+
+    /// Whether [`Operator::snapshot`] captures all of this operator's state. A job whose plan
+    /// holds an operator that cannot is refused before it starts when checkpoints are on,
+    /// rather than restored without that state later.
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    /// The job was restored from a checkpoint: the operator's keyed state is already in the
+    /// backend it was created with; `operator_state` holds the items every old subtask stored.
+    /// Rebuild in-memory indexes here.
+    fn restore(&mut self, _operator_state: Vec<serde_json::Value>) -> Result<()> {
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 //! `state.backend.type` chooses: `rocksdb` (the default) or `hashmap` (in memory).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use weir_state::{MemoryBackend, RocksDbBackend, StateBackend};
 
+use crate::checkpoint::restore::Restore;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +31,31 @@ impl BackendKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateProvider {
     kind: BackendKind,
     dir: PathBuf,
+    /// The checkpoint the job restores: backends open with their key groups' state in them.
+    restore: Option<Arc<Restore>>,
 }
 
 impl StateProvider {
     pub fn new(kind: BackendKind, dir: PathBuf) -> Self {
-        StateProvider { kind, dir }
+        StateProvider {
+            kind,
+            dir,
+            restore: None,
+        }
+    }
+
+    pub fn with_restore(mut self, restore: Option<Arc<Restore>>) -> Self {
+        self.restore = restore;
+        self
+    }
+
+    /// Where backends put local snapshots before they are uploaded.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -50,12 +68,15 @@ impl StateProvider {
 
     /// Open the backend of one subtask of one operator (one RocksDB instance per task).
     pub fn open(&self, operator_id: &str, subtask: usize) -> Result<Box<dyn StateBackend>> {
+        let path = self.dir.join(format!("{operator_id}-{subtask}"));
+        if let Some(restore) = &self.restore
+            && let Some(backend) = restore.open_backend(operator_id, subtask, self.kind, &path)?
+        {
+            return Ok(backend);
+        }
         match self.kind {
             BackendKind::Memory => Ok(Box::new(MemoryBackend::default())),
-            BackendKind::RocksDb => {
-                let path = self.dir.join(format!("{operator_id}-{subtask}"));
-                Ok(Box::new(RocksDbBackend::open(&path)?))
-            }
+            BackendKind::RocksDb => Ok(Box::new(RocksDbBackend::open(&path)?)),
         }
     }
 }

@@ -42,6 +42,11 @@ impl WatermarkTracker {
         self.channels.iter().all(|c| c.ended)
     }
 
+    /// Whether `channel` has ended (barrier alignment no longer waits for it).
+    pub fn is_ended(&self, channel: usize) -> bool {
+        self.channels[channel].ended
+    }
+
     /// A channel sent data: it is active again. Returns the new combined watermark if it
     /// advanced (it cannot, but an active channel may now hold it back).
     pub fn on_data(&mut self, channel: usize) {

@@ -24,7 +24,7 @@ use weir_state::{StateBackend, StateId, WriteOp};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{ROW_KIND_COLUMN, RowKind, Timestamp, row_kinds};
-use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
 use crate::error::{Error, Result};
 use crate::operators::aggregate::{
     Accumulators, AggregateCall, GroupKeys, KeyMap, LazyKeyGroups, ValueBuilder, cast_to, get_i64,
@@ -362,6 +362,17 @@ impl Operator for GroupAggregate {
 
     fn finish(&mut self, _out: &mut Output) -> Result<()> {
         self.flush()
+    }
+
+    fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        self.flush()?;
+        OperatorSnapshot::of_backend(self.backend.as_mut(), ctx, Vec::new()).map(Some)
+    }
+
+    fn restore(&mut self, _operator_state: Vec<serde_json::Value>) -> Result<()> {
+        // The restored keys are in the backend, none in memory: look each up on first use.
+        self.evicted = true;
+        Ok(())
     }
 }
 

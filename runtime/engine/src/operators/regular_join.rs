@@ -23,7 +23,7 @@ use weir_state::{StateBackend, StateId};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp};
-use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
 use crate::error::Result;
 use crate::operators::join::{
     FixedMap, JoinCore, JoinSpec, LEFT, PendingWrites, RIGHT, RowArena, StateKey,
@@ -45,6 +45,7 @@ pub struct RegularJoin {
     core: JoinCore,
     sides: [SideState; 2],
     backend: Box<dyn StateBackend>,
+    state_id: StateId,
     pending: PendingWrites,
 }
 
@@ -69,8 +70,37 @@ impl RegularJoin {
             core,
             sides: [SideState::default(), SideState::default()],
             backend: state,
+            state_id,
             pending: PendingWrites::new(state_id),
         })
+    }
+
+    /// Rebuild both sides' multisets from the backend (after a restore): the join keeps its
+    /// state in memory and only writes it through.
+    fn load(&mut self) -> Result<()> {
+        for (key_group, key, value) in self.backend.scan_state(self.state_id)? {
+            let corrupt = || self.core.error("corrupt join state entry in a checkpoint");
+            let (&side, rest) = key.split_first().ok_or_else(corrupt)?;
+            let len_bytes: [u8; 4] = rest
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(len_bytes) as usize;
+            let join_key = rest.get(4..4 + len).ok_or_else(corrupt)?;
+            let row = rest.get(4 + len..).ok_or_else(corrupt)?;
+            let count_bytes: [u8; 4] = value.as_slice().try_into().map_err(|_| corrupt())?;
+            let count = u32::from_be_bytes(count_bytes);
+            let own = self.sides.get_mut(usize::from(side)).ok_or_else(corrupt)?;
+            let entry = match own.get_mut(join_key) {
+                Some(entry) => entry,
+                None => own.entry(join_key.into()).or_insert(KeyRows {
+                    key_group,
+                    rows: BTreeMap::new(),
+                }),
+            };
+            entry.rows.insert(row.into(), count);
+        }
+        Ok(())
     }
 
     /// Rows held in state on both sides, duplicates counted.
@@ -229,6 +259,17 @@ impl Operator for RegularJoin {
         self.pending
             .flush(self.backend.as_mut())
             .map_err(|e| self.core.tag(e))
+    }
+
+    fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        self.pending
+            .flush(self.backend.as_mut())
+            .map_err(|e| self.core.tag(e))?;
+        OperatorSnapshot::of_backend(self.backend.as_mut(), ctx, Vec::new()).map(Some)
+    }
+
+    fn restore(&mut self, _operator_state: Vec<serde_json::Value>) -> Result<()> {
+        self.load().map_err(|e| self.core.tag(e))
     }
 }
 

@@ -16,8 +16,10 @@
 //! The key layout is described in [`spill`].
 
 mod assign;
+mod from_columns;
 
 pub(crate) use assign::aligned_windows;
+pub use from_columns::{ColumnWindowSpec, WindowAggregateFromColumns};
 mod spill;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +33,7 @@ use spill::Store;
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp, row_kinds};
-use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
 use crate::error::{Error, Result};
 use crate::operators::aggregate::{
     Accumulators, AggregateCall, GroupKeys, KeyMap, LazyKeyGroups, ValueBuilder,
@@ -155,6 +157,9 @@ pub struct WindowAggregate {
     late_rows: u64,
     slots: Vec<u32>,
     contributed: Vec<bool>,
+    /// The input's schema, when known before the first batch: a restored operator may have
+    /// windows to fire before any row arrives.
+    input_schema: Option<SchemaRef>,
 }
 
 impl WindowAggregate {
@@ -180,7 +185,27 @@ impl WindowAggregate {
             late_rows: 0,
             slots: Vec::new(),
             contributed: Vec::new(),
+            input_schema: None,
         })
+    }
+
+    /// Declare the input schema up front (the planner knows it), so restored windows can fire
+    /// before the first batch.
+    pub fn with_input_schema(mut self, schema: SchemaRef) -> Self {
+        self.input_schema = Some(schema);
+        self
+    }
+
+    /// Build the key encoding and accumulators for `schema` once.
+    fn ensure_core(&mut self, schema: &SchemaRef) -> Result<()> {
+        if self.core.is_none() {
+            self.core = Some(Core {
+                keys: GroupKeys::new(&self.spec.key_columns, schema)?,
+                accs: Accumulators::new(&self.spec.aggregates, schema, false)?,
+                slot_key_group: Vec::new(),
+            });
+        }
+        Ok(())
     }
 
     /// Spill when more than `limit` (window, key) entries are in memory.
@@ -425,14 +450,7 @@ impl Operator for WindowAggregate {
             .get(self.spec.time_column)
             .ok_or_else(|| self.error("the time column is missing from the input"))?;
         let times = event_times(time_column)?;
-        if self.core.is_none() {
-            let schema = batch.schema();
-            self.core = Some(Core {
-                keys: GroupKeys::new(&self.spec.key_columns, &schema)?,
-                accs: Accumulators::new(&self.spec.aggregates, &schema, false)?,
-                slot_key_group: Vec::new(),
-            });
-        }
+        self.ensure_core(&batch.schema())?;
         let Some(core) = self.core.as_mut() else {
             return Ok(());
         };
@@ -473,6 +491,12 @@ impl Operator for WindowAggregate {
 
     fn process_watermark(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {
         self.watermark = self.watermark.max(watermark);
+        if self.core.is_none()
+            && !self.windows.map.is_empty()
+            && let Some(schema) = self.input_schema.clone()
+        {
+            self.ensure_core(&schema)?;
+        }
         self.fire(self.watermark, out)?;
         out.watermark(watermark);
         Ok(())
@@ -480,6 +504,35 @@ impl Operator for WindowAggregate {
 
     fn late_rows_dropped(&self) -> u64 {
         self.late_rows
+    }
+
+    /// Everything in memory is spilled (the spill format is the checkpoint format), so the
+    /// backend holds the whole state; the watermark goes beside it, so rows that were late
+    /// before a restore are late after it.
+    fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        spill::spill_down_to(
+            &mut self.windows,
+            self.core.as_mut(),
+            &mut self.store,
+            0,
+            &self.task.operator,
+        )?;
+        let state = serde_json::json!({ "watermark": self.watermark });
+        OperatorSnapshot::of_backend(self.store.backend.as_mut(), ctx, vec![state]).map(Some)
+    }
+
+    fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {
+        // Every subtask saw the same watermarks before the barrier (alignment), so the
+        // subtasks' values agree; the largest is the safe pick after a rescale.
+        if let Some(w) = operator_state
+            .iter()
+            .filter_map(|v| v.get("watermark")?.as_i64())
+            .max()
+        {
+            self.watermark = self.watermark.max(w);
+        }
+        let sessions = matches!(self.spec.window, WindowKind::Session { .. });
+        spill::rediscover(&mut self.windows, &mut self.store, sessions)
     }
 }
 

@@ -1,33 +1,39 @@
-//! Flink's window join (`WindowJoinOperator`, inner): both inputs come out of a window
-//! table-valued function and the equi keys include both window bounds, so only rows of the same
-//! window meet.
+//! Flink's window join (`WindowJoinOperator`: inner, left, right and full outer): both inputs
+//! come out of a window table-valued function or window aggregation and the equi keys include
+//! both window bounds, so only rows of the same window meet.
 //!
 //! Rows are buffered per `window_end` and key. When the watermark reaches `window_end - 1` the
 //! window fires: for every key, each left row is paired with each right row (left-major, in
 //! arrival order, as Flink's nested loop), the non-equi condition is applied, the result is
 //! emitted as inserts, and the window's rows are dropped; then the watermark is forwarded
-//! unchanged. A row whose window has already fired (`window_end - 1 <= watermark`) is late:
-//! dropped and counted in [`Operator::late_rows_dropped`], as Flink's `numLateRecordsDropped`.
-//! A window ending at `i64::MAX` is never late (Flink's `isWindowFired`). Rows with a NULL key
-//! never match and are not buffered.
+//! unchanged. An outer join then also emits, padded with NULLs, every row of a preserved side
+//! that matched nothing in its window (Flink's `LeftOuterJoinOperator` and friends). A row whose
+//! window has already fired (`window_end - 1 <= watermark`) is late: dropped and counted in
+//! [`Operator::late_rows_dropped`], as Flink's `numLateRecordsDropped`. A window ending at
+//! `i64::MAX` is never late (Flink's `isWindowFired`). Rows with a NULL key never match
+//! (Flink's `JoinConditionWithNullFilters`): an inner join does not buffer them, an outer join
+//! emits those of a preserved side padded.
 //!
 //! Inputs are append streams: `+I` and `+U` rows are buffered, a `-U`/`-D` row is an error (as
 //! in Flink, which plans window joins over insert-only inputs only).
 //!
 //! State layout in the backend, one entry per buffered row:
-//! `[side: u8][window_end: sortable i64][key length: u32 BE][key bytes][seq: u64 BE]` → row
-//! bytes; rows are written at watermarks (only those of windows not fired yet) and deleted when
-//! their window fires.
+//! `[tag: u8][window_end: sortable i64][key length: u32 BE][key bytes][seq: u64 BE]` → row
+//! bytes, where the tag is the side, plus 2 for a row whose key holds a NULL (only outer joins
+//! keep those); rows are written at watermarks (only those of windows not fired yet) and
+//! deleted when their window fires. A checkpoint writes the rest through and records the
+//! watermark; a restore rebuilds the windows from the backend.
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use weir_state::{StateBackend, StateId};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp};
-use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
 use crate::error::Result;
 use crate::operators::join::{
     FixedMap, JoinCore, JoinSpec, LEFT, PendingWrites, RIGHT, RowArena, StateKey, time_millis,
@@ -36,7 +42,30 @@ use crate::operators::join::{
 /// The rows of one key in one window: (sequence number, row bytes) per side, in arrival order.
 struct WindowKey {
     key_group: KeyGroup,
+    /// The key holds a NULL: its rows never match (only an outer join buffers them).
+    null_key: bool,
     rows: [Vec<(u64, Box<[u8]>)>; 2],
+}
+
+/// Which rows without a partner a window join still emits (padded with NULLs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowJoinType {
+    Inner,
+    LeftOuter,
+    RightOuter,
+    FullOuter,
+}
+
+impl WindowJoinType {
+    /// Whether unmatched rows of input `side` are emitted.
+    pub fn preserves(self, side: usize) -> bool {
+        match self {
+            WindowJoinType::Inner => false,
+            WindowJoinType::LeftOuter => side == LEFT,
+            WindowJoinType::RightOuter => side == RIGHT,
+            WindowJoinType::FullOuter => true,
+        }
+    }
 }
 
 type Window = FixedMap<Box<[u8]>, WindowKey>;
@@ -51,6 +80,8 @@ struct Unflushed {
 
 pub struct WindowJoin {
     core: JoinCore,
+    state_id: StateId,
+    join_type: WindowJoinType,
     window_end_columns: [usize; 2],
     /// Buffered rows by window end.
     windows: BTreeMap<Timestamp, Window>,
@@ -88,6 +119,8 @@ impl WindowJoin {
         }
         Ok(WindowJoin {
             core,
+            state_id,
+            join_type: WindowJoinType::Inner,
             window_end_columns: [left_window_end, right_window_end],
             windows: BTreeMap::new(),
             watermark: Timestamp::MIN,
@@ -98,6 +131,13 @@ impl WindowJoin {
             flushed_seq: 0,
             unflushed: Vec::new(),
         })
+    }
+
+    /// Emit unmatched rows of the sides `join_type` preserves (the output schema's columns must
+    /// then be nullable).
+    pub fn with_join_type(mut self, join_type: WindowJoinType) -> Self {
+        self.join_type = join_type;
+        self
     }
 
     /// Rows buffered on both sides, in windows not fired yet.
@@ -133,7 +173,8 @@ impl WindowJoin {
                 self.late_rows += 1;
                 continue;
             }
-            if keys.is_null(i) {
+            let null_key = keys.is_null(i);
+            if null_key && !self.join_type.preserves(input) {
                 continue;
             }
             let end = ends.value(i);
@@ -143,6 +184,7 @@ impl WindowJoin {
                 Some(entry) => entry,
                 None => window.entry(key.into()).or_insert(WindowKey {
                     key_group: keys.groups[i],
+                    null_key,
                     rows: [Vec::new(), Vec::new()],
                 }),
             };
@@ -161,27 +203,33 @@ impl WindowJoin {
 
     /// Join and drop the rows of one window.
     fn fire(&mut self, window_end: Timestamp, window: Window, out: &mut Output) -> Result<()> {
+        let preserved = [
+            self.join_type.preserves(LEFT),
+            self.join_type.preserves(RIGHT),
+        ];
         let mut arenas = [RowArena::default(), RowArena::default()];
         let mut pairs: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
         for (key, entry) in &window {
             for side in [LEFT, RIGHT] {
                 for (seq, _) in &entry.rows[side] {
                     if *seq < self.flushed_seq {
-                        self.pending
-                            .delete(entry.key_group, row_state_key(side, window_end, key, *seq));
+                        let state_key = row_state_key(tag(side, entry), window_end, key, *seq);
+                        self.pending.delete(entry.key_group, state_key);
                     }
                 }
             }
             let [left, right] = &entry.rows;
-            if left.is_empty() || right.is_empty() {
-                continue;
-            }
+            let joinable = !entry.null_key && !left.is_empty() && !right.is_empty();
             let (l0, r0) = (arenas[LEFT].len() as u32, arenas[RIGHT].len() as u32);
-            for (_, row) in left {
-                arenas[LEFT].push(row);
+            for side in [LEFT, RIGHT] {
+                if joinable || preserved[side] {
+                    for (_, row) in &entry.rows[side] {
+                        arenas[side].push(row);
+                    }
+                }
             }
-            for (_, row) in right {
-                arenas[RIGHT].push(row);
+            if !joinable {
+                continue;
             }
             for li in 0..left.len() as u32 {
                 for ri in 0..right.len() as u32 {
@@ -190,16 +238,72 @@ impl WindowJoin {
                 }
             }
         }
-        if pairs[LEFT].is_empty() {
-            return Ok(());
+        let mut decoded: [Option<Vec<ArrayRef>>; 2] = [None, None];
+        let mut matched = [
+            vec![false; arenas[LEFT].len()],
+            vec![false; arenas[RIGHT].len()],
+        ];
+        if !pairs[LEFT].is_empty() {
+            let left = self.core.decode_rows(LEFT, arenas[LEFT].iter())?;
+            let right = self.core.decode_rows(RIGHT, arenas[RIGHT].iter())?;
+            let joined = self.core.emit(
+                JoinCore::take_columns(&left, &pairs[LEFT])?,
+                JoinCore::take_columns(&right, &pairs[RIGHT])?,
+                None,
+                pairs[LEFT].len(),
+            )?;
+            for j in 0..pairs[LEFT].len() {
+                if joined.kept(j) {
+                    matched[LEFT][pairs[LEFT][j] as usize] = true;
+                    matched[RIGHT][pairs[RIGHT][j] as usize] = true;
+                }
+            }
+            out.batch(joined.batch);
+            decoded = [Some(left), Some(right)];
         }
-        let left = self.core.decode_rows(LEFT, arenas[LEFT].iter())?;
-        let right = self.core.decode_rows(RIGHT, arenas[RIGHT].iter())?;
-        let left = JoinCore::take_columns(&left, &pairs[LEFT])?;
-        let right = JoinCore::take_columns(&right, &pairs[RIGHT])?;
-        let joined = self.core.emit(left, right, None, pairs[LEFT].len())?;
-        out.batch(joined.batch);
+        for side in [LEFT, RIGHT] {
+            if !preserved[side] {
+                continue;
+            }
+            let unmatched: Vec<u32> = (0..arenas[side].len() as u32)
+                .filter(|&i| !matched[side][i as usize])
+                .collect();
+            if unmatched.is_empty() {
+                continue;
+            }
+            let rows = match decoded[side].take() {
+                Some(rows) => rows,
+                None => self.core.decode_rows(side, arenas[side].iter())?,
+            };
+            let rows = JoinCore::take_columns(&rows, &unmatched)?;
+            out.batch(self.padded(side, rows, unmatched.len())?);
+        }
         Ok(())
+    }
+
+    /// Rows of `side` joined with NULLs for every column of the other side.
+    fn padded(&self, side: usize, rows: Vec<ArrayRef>, n: usize) -> Result<RecordBatch> {
+        let schema = self.core.output_schema();
+        let left_width = self.core.spec.left_width;
+        let mut rows = rows.into_iter();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for (i, field) in schema.fields().iter().enumerate() {
+            let from_side = if i < left_width { LEFT } else { RIGHT };
+            let column = if from_side == side {
+                let column = rows
+                    .next()
+                    .ok_or_else(|| self.core.error("a padded row is missing columns"))?;
+                if column.data_type() == field.data_type() {
+                    column
+                } else {
+                    cast(&column, field.data_type())?
+                }
+            } else {
+                new_null_array(field.data_type(), n)
+            };
+            columns.push(column);
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 
     /// Write rows buffered since the last flush whose window has not fired.
@@ -209,7 +313,7 @@ impl WindowJoin {
                 && let Some(entry) = window.get(&u.key)
                 && let Some((seq, row)) = entry.rows[u.side].get(u.index)
             {
-                let state_key = row_state_key(u.side, u.window_end, &u.key, *seq);
+                let state_key = row_state_key(tag(u.side, entry), u.window_end, &u.key, *seq);
                 self.pending.put(entry.key_group, state_key, row.to_vec());
             }
         }
@@ -237,8 +341,61 @@ impl WindowJoin {
     }
 }
 
-fn row_state_key(side: usize, window_end: Timestamp, key: &[u8], seq: u64) -> Vec<u8> {
-    StateKey::new(side, key.len() + 20)
+impl WindowJoin {
+    /// Rebuild the buffered windows from the backend (after a restore).
+    fn load(&mut self) -> Result<()> {
+        let entries = self.backend.scan_state(self.state_id)?;
+        for (key_group, key, row) in entries {
+            let corrupt = || {
+                self.core
+                    .error("corrupt window join state entry in a checkpoint")
+            };
+            let (&tag, rest) = key.split_first().ok_or_else(corrupt)?;
+            let fixed = |bytes: Option<&[u8]>| -> Option<[u8; 8]> { bytes?.try_into().ok() };
+            let end = fixed(rest.get(..8)).ok_or_else(corrupt)?;
+            let window_end = (u64::from_be_bytes(end) ^ (1 << 63)) as i64;
+            let len: [u8; 4] = rest
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(len) as usize;
+            let join_key = rest.get(12..12 + len).ok_or_else(corrupt)?;
+            let seq = fixed(rest.get(12 + len..)).ok_or_else(corrupt)?;
+            let seq = u64::from_be_bytes(seq);
+            let side = usize::from(tag % 2);
+            let entry = self
+                .windows
+                .entry(window_end)
+                .or_default()
+                .entry(join_key.into())
+                .or_insert(WindowKey {
+                    key_group,
+                    null_key: tag >= 2,
+                    rows: [Vec::new(), Vec::new()],
+                });
+            entry.rows[side].push((seq, row.into()));
+            self.next_seq = self.next_seq.max(seq + 1);
+        }
+        // Arrival order within a key is the sequence order.
+        for window in self.windows.values_mut() {
+            for entry in window.values_mut() {
+                for rows in &mut entry.rows {
+                    rows.sort_unstable_by_key(|(seq, _)| *seq);
+                }
+            }
+        }
+        self.flushed_seq = self.next_seq;
+        Ok(())
+    }
+}
+
+/// The state key's first byte: the side, plus 2 for a NULL key.
+fn tag(side: usize, entry: &WindowKey) -> usize {
+    side + if entry.null_key { 2 } else { 0 }
+}
+
+fn row_state_key(tag: usize, window_end: Timestamp, key: &[u8], seq: u64) -> Vec<u8> {
+    StateKey::new(tag, key.len() + 20)
         .time(window_end)
         .bytes(key)
         .seq(seq)
@@ -246,6 +403,12 @@ fn row_state_key(side: usize, window_end: Timestamp, key: &[u8], seq: u64) -> Ve
 }
 
 impl Operator for WindowJoin {
+    /// Its rows live in memory and are only written through; restoring them is not built
+    /// yet, so checkpointed jobs refuse this operator instead of losing its state.
+    fn supports_checkpoints(&self) -> bool {
+        false
+    }
+
     fn output_schema(&self) -> SchemaRef {
         self.core.output_schema()
     }
@@ -262,6 +425,25 @@ impl Operator for WindowJoin {
         self.flush().map_err(|e| self.core.tag(e))
     }
 
+    fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        self.flush().map_err(|e| self.core.tag(e))?;
+        let state = serde_json::json!({ "watermark": self.watermark });
+        OperatorSnapshot::of_backend(self.backend.as_mut(), ctx, vec![state]).map(Some)
+    }
+
+    fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {
+        // Every subtask saw the same watermarks before the barrier; the largest is the safe
+        // pick after a rescale.
+        if let Some(w) = operator_state
+            .iter()
+            .filter_map(|v| v.get("watermark")?.as_i64())
+            .max()
+        {
+            self.watermark = self.watermark.max(w);
+        }
+        self.load().map_err(|e| self.core.tag(e))
+    }
+
     fn late_rows_dropped(&self) -> u64 {
         self.late_rows
     }
@@ -269,137 +451,4 @@ impl Operator for WindowJoin {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::dataflow::message::MAX_WATERMARK;
-    use crate::operators::join::tests::{
-        batch, drain, joined_row, sorted, spec, task, values_differ,
-    };
-    use weir_state::MemoryBackend;
-
-    type Row = (Option<i64>, &'static str, i64);
-
-    const BASE: i64 = 1_700_000_000_000;
-    const SIZE: i64 = 1_000;
-
-    /// In these tests `t` plays `window_end`, and the key `k` stands for `(key, window bounds)`:
-    /// rows of different windows get different keys, as the planner's equi keys guarantee.
-    fn join(filter: bool) -> WindowJoin {
-        WindowJoin::new(
-            spec(filter.then(values_differ), false),
-            2,
-            2,
-            task(),
-            Box::new(MemoryBackend::new()),
-            StateId(9),
-        )
-        .unwrap()
-    }
-
-    /// A row of key `k` in the tumbling window ending at `end`; the key encodes the window.
-    fn row(k: i64, v: &'static str, end: i64) -> Row {
-        (Some(k * 1_000 + (end - BASE) / SIZE), v, end)
-    }
-
-    #[test]
-    fn window_join_emits_only_when_the_watermark_passes_window_end() {
-        let mut op = join(false);
-        let mut out = Output::default();
-        let end = BASE + SIZE;
-        let l = row(1, "a", end);
-        let r = row(1, "b", end);
-        op.process_batch(0, batch(&[l], None), &mut out).unwrap();
-        op.process_batch(1, batch(&[r], None), &mut out).unwrap();
-        op.process_watermark(end - 2, &mut out).unwrap();
-        assert_eq!(drain(&mut out), (vec![], vec![end - 2]));
-        assert_eq!(op.backend.scan_state(StateId(9)).unwrap().len(), 2);
-
-        op.process_watermark(end - 1, &mut out).unwrap();
-        assert_eq!(
-            drain(&mut out),
-            (vec![joined_row(RowKind::Insert, l, r)], vec![end - 1])
-        );
-        assert_eq!(op.buffered_rows(), 0);
-        assert!(op.backend.scan_state(StateId(9)).unwrap().is_empty());
-    }
-
-    #[test]
-    fn window_join_joins_only_rows_of_the_same_window() {
-        let values = ["a", "b", "c"];
-        let mut left = Vec::new();
-        let mut right = Vec::new();
-        let mut seed: u64 = 11;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            seed >> 33
-        };
-        for w in 1..=4 {
-            for _ in 0..12 {
-                let end = BASE + w * SIZE;
-                let l = row((next() % 3) as i64, values[(next() % 3) as usize], end);
-                left.push(l);
-                let r = row((next() % 3) as i64, values[(next() % 3) as usize], end);
-                right.push(r);
-            }
-        }
-        let mut op = join(true);
-        let mut out = Output::default();
-        // Interleave the sides window by window, firing each window after the next one began.
-        for w in 0..4usize {
-            let rows = w * 12..(w + 1) * 12;
-            op.process_batch(0, batch(&left[rows.start..rows.start + 5], None), &mut out)
-                .unwrap();
-            op.process_batch(1, batch(&right[rows.clone()], None), &mut out)
-                .unwrap();
-            op.process_batch(0, batch(&left[rows.start + 5..rows.end], None), &mut out)
-                .unwrap();
-            if w > 0 {
-                op.process_watermark(BASE + w as i64 * SIZE - 1, &mut out)
-                    .unwrap();
-            }
-        }
-        op.process_watermark(MAX_WATERMARK, &mut out).unwrap();
-        let (got, watermarks) = drain(&mut out);
-        let mut expected = Vec::new();
-        for l in &left {
-            for r in &right {
-                if l.0 == r.0 && l.2 == r.2 && l.1 != r.1 {
-                    expected.push(joined_row(RowKind::Insert, *l, *r));
-                }
-            }
-        }
-        assert!(expected.len() > 20);
-        assert_eq!(sorted(got), sorted(expected));
-        assert_eq!(watermarks.last(), Some(&MAX_WATERMARK));
-        assert_eq!(op.late_rows_dropped(), 0);
-        assert_eq!(op.buffered_rows(), 0);
-    }
-
-    #[test]
-    fn window_join_drops_and_counts_rows_of_fired_windows() {
-        let mut op = join(false);
-        let mut out = Output::default();
-        let end = BASE + SIZE;
-        op.process_batch(0, batch(&[row(1, "a", end)], None), &mut out)
-            .unwrap();
-        op.process_watermark(end - 1, &mut out).unwrap();
-        let late = row(1, "b", end);
-        let next = row(1, "c", end + SIZE);
-        op.process_batch(1, batch(&[late, next], None), &mut out)
-            .unwrap();
-        assert_eq!(op.late_rows_dropped(), 1);
-        assert_eq!(op.buffered_rows(), 1);
-        op.process_watermark(MAX_WATERMARK, &mut out).unwrap();
-        assert_eq!(drain(&mut out).0, Vec::<String>::new());
-    }
-
-    #[test]
-    fn window_join_refuses_retractions() {
-        let mut op = join(false);
-        let mut out = Output::default();
-        let retraction = batch(&[row(1, "a", BASE)], Some(&[RowKind::Delete]));
-        assert!(op.process_batch(0, retraction, &mut out).is_err());
-    }
-}
+mod tests;

@@ -752,3 +752,420 @@ fn a_datagen_sequence_over_4_subtasks_yields_every_value_exactly_once() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=10_000).collect::<Vec<_>>());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Window joins, interval joins and window aggregation over window columns
+//
+// A two-input operator sees the minimum of both inputs' watermarks, which depends on how the
+// inputs interleave. Both sides here are views over the one `events` source (which Weir, like
+// Flink, reads once), so neither can run more than a few channel buffers ahead of the other.
+// The rows are on time by a margin (disorder below the watermark delay) or late by far more
+// than that (40-60 s behind), and the reference follows Flink's rules for each.
+
+/// Rows in time order with jitter below the watermark delay, and (if `late`) about one in
+/// twenty rows 40-60 s behind. Even `v` rows go to the left side, odd ones to the right.
+fn join_rows(seed: u64, count: usize, keys: i64, late: bool) -> Vec<Row> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|i| {
+            let mut ts = BASE + i as i64 * 97 + rng.range(-900, 900);
+            if late && i > 100 && rng.range(0, 19) == 0 {
+                ts -= rng.range(40_000, 60_000);
+            }
+            Row {
+                key: format!("k{}", rng.range(0, keys - 1)),
+                v: Some(rng.range(0, 99)),
+                price: 1.0,
+                ts,
+            }
+        })
+        .collect()
+}
+
+/// The left (even `v`) and right (odd `v`) rows, each with whether it is late: `late_if(row,
+/// watermark before it)`. Rows are either on time (`ts > watermark`) or late by at least 30 s;
+/// anything in between would make the test depend on scheduling, so it is refused here.
+type Side = Vec<(Row, bool)>;
+
+fn sides(rows: &[Row], late_if: impl Fn(&Row, i64) -> bool) -> (Side, Side) {
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for (r, wm) in rows.iter().zip(watermarks_before(rows)) {
+        let late = late_if(r, wm);
+        assert!(
+            late || r.ts > wm,
+            "row at {} is behind the watermark {wm} without being clearly late",
+            r.ts
+        );
+        if r.v.unwrap_or(0) % 2 == 0 {
+            left.push((r.clone(), late));
+        } else {
+            right.push((r.clone(), late));
+        }
+    }
+    (left, right)
+}
+
+fn on_time(side: &Side) -> impl Iterator<Item = &Row> {
+    side.iter().filter(|(_, late)| !late).map(|(r, _)| r)
+}
+
+fn late_count(left: &Side, right: &Side) -> usize {
+    left.iter().chain(right).filter(|(_, late)| *late).count()
+}
+
+const SIDES: &str = "CREATE VIEW lefts AS SELECT * FROM events WHERE MOD(v, 2) = 0;\n\
+    CREATE VIEW rights AS SELECT * FROM events WHERE MOD(v, 2) = 1;\n";
+
+/// Equal sorted results, or a failure that names the rows only one side has.
+fn assert_same_rows(actual: &[Vec<Cell>], expected: &[Vec<Cell>]) {
+    if actual == expected {
+        return;
+    }
+    let only = |a: &[Vec<Cell>], b: &[Vec<Cell>]| -> Vec<Vec<Cell>> {
+        let mut b = b.to_vec();
+        a.iter()
+            .filter(|row| match b.iter().position(|x| x == *row) {
+                Some(i) => {
+                    b.swap_remove(i);
+                    false
+                }
+                None => true,
+            })
+            .take(10)
+            .cloned()
+            .collect()
+    };
+    panic!(
+        "{} rows, expected {}; only in the output: {:?}; only expected: {:?}",
+        actual.len(),
+        expected.len(),
+        only(actual, expected),
+        only(expected, actual)
+    );
+}
+
+fn assert_late_rows(stderr: &str, expected: usize) {
+    assert!(
+        stderr.contains(&format!("{expected} late rows dropped")),
+        "expected {expected} late rows dropped in the summary:\n{stderr}"
+    );
+}
+
+/// `weir explain` of the script the last run in `dir` wrote.
+fn weir_explain(dir: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("explain")
+        .arg(dir.join("job.sql"))
+        .current_dir(dir)
+        .output()
+        .expect("start weir explain");
+    assert!(output.status.success(), "weir explain failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const TUMBLE_MS: i64 = 5_000;
+
+fn tumble_start(ts: i64) -> i64 {
+    ts - ts.rem_euclid(TUMBLE_MS)
+}
+
+/// A tumbling window join's sides: a row is late when its window fired long ago.
+fn window_join_sides(seed: u64) -> (Vec<Row>, Side, Side) {
+    let rows = join_rows(seed, 2_400, 6, true);
+    let (left, right) = sides(&rows, |r, wm| {
+        tumble_start(r.ts) + TUMBLE_MS - 1 <= wm.saturating_sub(30_000)
+    });
+    (rows, left, right)
+}
+
+const WINDOWED_SIDES: &str = "(SELECT * FROM TABLE(TUMBLE(TABLE lefts, DESCRIPTOR(ts), INTERVAL '5' SECOND))) L \
+     {JOIN} (SELECT * FROM TABLE(TUMBLE(TABLE rights, DESCRIPTOR(ts), INTERVAL '5' SECOND))) R \
+     ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.key = R.key";
+
+fn run_window_join(parallelism: &str) {
+    let dir = tempdir();
+    let (rows, left, right) = window_join_sides(21);
+    write_input(dir.path(), &[&rows]);
+    let sql = format!(
+        "{SOURCE}{SIDES}{}INSERT INTO results SELECT L.key, L.window_start, L.window_end, L.v, R.v \
+         FROM {} AND L.v + 10 < R.v;",
+        sink("key STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), lv INT, rv INT"),
+        WINDOWED_SIDES.replace("{JOIN}", "JOIN")
+    );
+    let run = weir_run_ok(dir.path(), &sql, &["--parallelism", parallelism]);
+    let mut expected = Vec::new();
+    for l in on_time(&left) {
+        for r in on_time(&right) {
+            let s = tumble_start(l.ts);
+            if l.key == r.key && s == tumble_start(r.ts) && l.v.unwrap_or(0) + 10 < r.v.unwrap_or(0)
+            {
+                expected.push(vec![
+                    Cell::Str(l.key.clone()),
+                    Cell::Ts(s),
+                    Cell::Ts(s + TUMBLE_MS),
+                    opt_int(l.v),
+                    opt_int(r.v),
+                ]);
+            }
+        }
+    }
+    expected.sort();
+    let kinds = [Kind::Str, Kind::Ts, Kind::Ts, Kind::Int, Kind::Int];
+    let actual = output(dir.path(), &kinds);
+    assert!(expected.len() > 1_000, "the inputs join");
+    assert_same_rows(&actual, &expected);
+    let late = late_count(&left, &right);
+    assert!(late > 50, "the inputs have late rows");
+    assert_late_rows(&run.stderr, late);
+    let explain = weir_explain(dir.path());
+    assert!(explain.contains("WindowJoin("), "{explain}");
+}
+
+#[test]
+fn a_tumbling_window_join_with_late_rows_matches_flink_at_parallelism_1() {
+    run_window_join("1");
+}
+
+#[test]
+fn a_tumbling_window_join_with_late_rows_matches_flink_at_parallelism_4() {
+    run_window_join("4");
+}
+
+/// FULL OUTER window join: pairs passing the condition, then every on-time row that matched
+/// nothing in its window, padded with NULLs (Flink's `FullOuterJoinOperator`).
+fn run_full_outer_window_join(parallelism: &str) {
+    let dir = tempdir();
+    let (rows, left, right) = window_join_sides(31);
+    write_input(dir.path(), &[&rows]);
+    let sql = format!(
+        "{SOURCE}{SIDES}{}INSERT INTO results SELECT L.key, L.window_start, L.v, R.key, R.window_end, R.v \
+         FROM {} AND L.v + 20 < R.v;",
+        sink("lkey STRING, lstart TIMESTAMP(3), lv INT, rkey STRING, rend TIMESTAMP(3), rv INT"),
+        WINDOWED_SIDES.replace("{JOIN}", "FULL OUTER JOIN")
+    );
+    let run = weir_run_ok(dir.path(), &sql, &["--parallelism", parallelism]);
+    let (l_rows, r_rows): (Vec<&Row>, Vec<&Row>) =
+        (on_time(&left).collect(), on_time(&right).collect());
+    let mut left_matched = vec![false; l_rows.len()];
+    let mut right_matched = vec![false; r_rows.len()];
+    let mut expected = Vec::new();
+    let side = |r: &Row, start: bool| {
+        let s = tumble_start(r.ts);
+        vec![
+            Cell::Str(r.key.clone()),
+            Cell::Ts(if start { s } else { s + TUMBLE_MS }),
+            opt_int(r.v),
+        ]
+    };
+    for (i, l) in l_rows.iter().enumerate() {
+        for (j, r) in r_rows.iter().enumerate() {
+            let (lv, rv) = (l.v.unwrap_or(0), r.v.unwrap_or(0));
+            if l.key == r.key && tumble_start(l.ts) == tumble_start(r.ts) && lv + 20 < rv {
+                left_matched[i] = true;
+                right_matched[j] = true;
+                expected.push([side(l, true), side(r, false)].concat());
+            }
+        }
+    }
+    let nulls = vec![Cell::Null, Cell::Null, Cell::Null];
+    for (l, _) in l_rows.iter().zip(&left_matched).filter(|(_, m)| !**m) {
+        expected.push([side(l, true), nulls.clone()].concat());
+    }
+    for (r, _) in r_rows.iter().zip(&right_matched).filter(|(_, m)| !**m) {
+        expected.push([nulls.clone(), side(r, false)].concat());
+    }
+    expected.sort();
+    let kinds = [
+        Kind::Str,
+        Kind::Ts,
+        Kind::Int,
+        Kind::Str,
+        Kind::Ts,
+        Kind::Int,
+    ];
+    let actual = output(dir.path(), &kinds);
+    assert!(left_matched.iter().any(|m| !m) && right_matched.iter().any(|m| !m));
+    assert!(left_matched.iter().any(|m| *m), "the inputs join");
+    assert_same_rows(&actual, &expected);
+    assert_late_rows(&run.stderr, late_count(&left, &right));
+}
+
+#[test]
+fn a_full_outer_window_join_pads_unmatched_rows_like_flink_at_parallelism_1() {
+    run_full_outer_window_join("1");
+}
+
+#[test]
+fn a_full_outer_window_join_pads_unmatched_rows_like_flink_at_parallelism_4() {
+    run_full_outer_window_join("4");
+}
+
+/// `L.ts - R.ts` within `[lower, upper]` ms, written as `condition`.
+fn run_interval_join(parallelism: &str, condition: &str, lower: i64, upper: i64) {
+    let dir = tempdir();
+    let rows = join_rows(41, 2_400, 8, true);
+    // A row is late when even its last possible partner is 30 s behind the watermark.
+    let (left, right) = sides(&rows, |r, wm| {
+        let last_partner = if r.v.unwrap_or(0) % 2 == 0 {
+            r.ts - lower
+        } else {
+            r.ts + upper
+        };
+        last_partner <= wm.saturating_sub(30_000)
+    });
+    write_input(dir.path(), &[&rows]);
+    let sql = format!(
+        "{SOURCE}{SIDES}{}INSERT INTO results SELECT L.key, L.v, L.ts, R.v, R.ts \
+         FROM lefts L JOIN rights R ON L.key = R.key AND {condition};",
+        sink("key STRING, lv INT, lts TIMESTAMP(3), rv INT, rts TIMESTAMP(3)")
+    );
+    let run = weir_run_ok(dir.path(), &sql, &["--parallelism", parallelism]);
+    let mut expected = Vec::new();
+    for l in on_time(&left) {
+        for r in on_time(&right) {
+            let d = l.ts - r.ts;
+            if l.key == r.key && lower <= d && d <= upper {
+                expected.push(vec![
+                    Cell::Str(l.key.clone()),
+                    opt_int(l.v),
+                    Cell::Ts(l.ts),
+                    opt_int(r.v),
+                    Cell::Ts(r.ts),
+                ]);
+            }
+        }
+    }
+    expected.sort();
+    let kinds = [Kind::Str, Kind::Int, Kind::Ts, Kind::Int, Kind::Ts];
+    let actual = output(dir.path(), &kinds);
+    assert!(expected.len() > 1_000, "the inputs join");
+    assert_same_rows(&actual, &expected);
+    let late = late_count(&left, &right);
+    assert!(late > 50, "the inputs have late rows");
+    assert_late_rows(&run.stderr, late);
+    let explain = weir_explain(dir.path());
+    assert!(explain.contains("IntervalJoin("), "{explain}");
+}
+
+#[test]
+fn an_interval_join_with_between_and_late_rows_matches_flink_at_parallelism_1() {
+    run_interval_join(
+        "1",
+        "L.ts BETWEEN R.ts - INTERVAL '2' SECOND AND R.ts + INTERVAL '1' SECOND",
+        -2_000,
+        1_000,
+    );
+}
+
+#[test]
+fn an_interval_join_with_strict_bounds_and_late_rows_matches_flink_at_parallelism_4() {
+    run_interval_join(
+        "4",
+        "L.ts >= R.ts - INTERVAL '2' SECOND AND R.ts + INTERVAL '1' SECOND > L.ts",
+        -2_000,
+        999,
+    );
+}
+
+/// Nexmark q5 over `events`: per-key counts in HOP windows, the maximum count per window (a
+/// window aggregation over the counts' window columns), and the keys reaching it (a window join
+/// of the two). Only the window aggregation over the source sees late rows; what it emits for
+/// a window always precedes the watermark that fires that window downstream.
+fn run_hot_keys(parallelism: &str) {
+    let dir = tempdir();
+    let rows = join_rows(51, 2_500, 8, true);
+    write_input(dir.path(), &[&rows]);
+    let sql = format!(
+        "{SOURCE}{}\
+         CREATE TABLE maxes (starttime TIMESTAMP(3), endtime TIMESTAMP(3), maxn BIGINT, keys_n BIGINT, total BIGINT) \
+         WITH ('connector' = 'filesystem', 'path' = 'maxes', 'format' = 'csv');\n\
+         CREATE VIEW counts AS SELECT key, COUNT(*) AS num, window_start AS starttime, window_end AS endtime \
+           FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) \
+           GROUP BY key, window_start, window_end;\n\
+         EXECUTE STATEMENT SET BEGIN\n\
+         INSERT INTO results SELECT AuctionBids.key, AuctionBids.num, AuctionBids.starttime, AuctionBids.endtime \
+           FROM counts AS AuctionBids JOIN ( \
+             SELECT MAX(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime \
+             FROM counts AS CountBids GROUP BY CountBids.starttime, CountBids.endtime) AS MaxBids \
+           ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime \
+           AND AuctionBids.num >= MaxBids.maxn;\n\
+         INSERT INTO maxes SELECT starttime, endtime, MAX(num), COUNT(*), SUM(num) FROM counts \
+           GROUP BY starttime, endtime;\n\
+         END;",
+        sink("key STRING, num BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3)")
+    );
+    let run = weir_run_ok(dir.path(), &sql, &["--parallelism", parallelism]);
+    let window = Window::Hop {
+        slide: 2_000,
+        size: 10_000,
+    };
+    let mut counts: BTreeMap<(i64, i64), BTreeMap<String, i64>> = BTreeMap::new();
+    let mut late = 0;
+    for (r, wm) in rows.iter().zip(watermarks_before(&rows)) {
+        let windows = window.windows(r.ts);
+        let on_time: Vec<&(i64, i64)> = windows.iter().filter(|(_, e)| e - 1 > wm).collect();
+        assert!(
+            on_time.len() == windows.len()
+                || windows
+                    .iter()
+                    .all(|(_, e)| e - 1 <= wm.saturating_sub(20_000)),
+            "row at {} is neither on time nor clearly late",
+            r.ts
+        );
+        if on_time.is_empty() {
+            late += 1;
+        }
+        for (s, e) in on_time {
+            *counts
+                .entry((*s, *e))
+                .or_default()
+                .entry(r.key.clone())
+                .or_default() += 1;
+        }
+    }
+    let mut hot = Vec::new();
+    let mut maxes = Vec::new();
+    for ((s, e), keys) in &counts {
+        let max = keys.values().copied().max().unwrap_or(0);
+        for (k, n) in keys.iter().filter(|(_, n)| **n >= max) {
+            hot.push(vec![
+                Cell::Str(k.clone()),
+                Cell::Int(*n),
+                Cell::Ts(*s),
+                Cell::Ts(*e),
+            ]);
+        }
+        maxes.push(vec![
+            Cell::Ts(*s),
+            Cell::Ts(*e),
+            Cell::Int(max),
+            Cell::Int(keys.len() as i64),
+            Cell::Int(keys.values().sum()),
+        ]);
+    }
+    hot.sort();
+    let kinds = [Kind::Str, Kind::Int, Kind::Ts, Kind::Ts];
+    assert_eq!(output(dir.path(), &kinds), hot);
+    let mut actual_maxes: Vec<Vec<Cell>> = read_lines(&dir.path().join("maxes"))
+        .iter()
+        .map(|l| parse_row(l, &[Kind::Ts, Kind::Ts, Kind::Int, Kind::Int, Kind::Int]))
+        .collect();
+    actual_maxes.sort();
+    assert_eq!(actual_maxes, maxes);
+    assert!(late > 0, "the input has late rows");
+    // `counts` is planned once per reference (three window aggregations over the one source);
+    // nothing is late after them.
+    assert_late_rows(&run.stderr, 3 * late);
+    let explain = weir_explain(dir.path());
+    assert!(explain.contains("win_start=[starttime]") && explain.contains("WindowJoin("));
+}
+
+#[test]
+fn nexmark_q5_hot_keys_over_window_columns_match_flink_at_parallelism_1() {
+    run_hot_keys("1");
+}
+
+#[test]
+fn nexmark_q5_hot_keys_over_window_columns_match_flink_at_parallelism_4() {
+    run_hot_keys("4");
+}

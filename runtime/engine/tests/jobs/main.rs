@@ -4,8 +4,11 @@
 //!   independently of the engine, following Flink's documented semantics (watermark
 //!   generation, window assignment, lateness, changelog rules), at parallelism 1 and 4;
 //! - `bad_input`: wrong scripts, options and files fail with a clear message and a non-zero
-//!   exit code, never a panic.
+//!   exit code, never a panic;
+//! - `checkpoints`: kills, savepoints, rescaled and changed-plan restores, compared with a
+//!   failure-free run.
 
 mod bad_input;
+mod checkpoints;
 mod differential;
 mod support;

@@ -1,6 +1,7 @@
 //! The running datagen source: one instance per parallel subtask, filling each column of a
 //! batch in one tight loop straight into a `Vec` that becomes the Arrow buffer.
 
+use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,37 +24,78 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub(super) struct DatagenSource {
     schema: SchemaRef,
-    columns: Vec<ColumnGen>,
-    /// Rows this subtask still has to emit; `None` when unbounded.
-    remaining: Option<u64>,
-    /// Rows emitted so far: the subtask-local index of the next row.
-    produced: u64,
+    /// What is left to generate. A fresh subtask has one split: its own share of the rows
+    /// (sequences interleaved over the subtasks). After a restore at another parallelism it
+    /// may have several (or none), each resuming where its old subtask stopped.
+    splits: VecDeque<Split>,
     batch_size: u64,
     throttle: Option<Throttle>,
+}
+
+/// The rows of subtask `subtask` of `parallelism` as first planned, from row `produced` on.
+struct Split {
+    subtask: u64,
+    parallelism: u64,
+    /// Rows emitted so far: the split-local index of the next row.
+    produced: u64,
+    /// Rows still to emit; `None` when unbounded.
+    remaining: Option<u64>,
+    columns: Vec<ColumnGen>,
+}
+
+impl Split {
+    /// The next `n` rows of this split, column by column.
+    fn take(&mut self, n: usize, now_ms: i64) -> Result<Vec<ArrayRef>> {
+        let start = self.produced;
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(|c| c.fill(start, n, now_ms))
+            .collect::<Result<Vec<_>>>()?;
+        self.produced += n as u64;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining -= n as u64;
+        }
+        Ok(arrays)
+    }
+
+    /// The checkpointed form: enough to rebuild the split anywhere.
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "subtask": self.subtask,
+            "parallelism": self.parallelism,
+            "produced": self.produced,
+            "remaining": self.remaining,
+        })
+    }
+}
+
+/// The rows `subtask` of `parallelism` emits in total, `None` when unbounded.
+fn share_of(spec: &DatagenSpec, subtask: u64, parallelism: u64) -> Option<u64> {
+    let share = |total: u128| {
+        let p = u128::from(parallelism);
+        let count = total / p + u128::from(u128::from(subtask) < total % p);
+        u64::try_from(count).unwrap_or(u64::MAX)
+    };
+    let mut remaining = spec.number_of_rows.map(|n| share(u128::from(n)));
+    for field in &spec.fields {
+        if let Generator::Sequence { start, end } = field.generator {
+            let total = (i128::from(end) - i128::from(start) + 1) as u128;
+            let count = share(total);
+            remaining = Some(remaining.map_or(count, |r| r.min(count)));
+        }
+    }
+    remaining
 }
 
 impl DatagenSource {
     pub(super) fn new(spec: DatagenSpec, ctx: &SourceContext) -> Result<DatagenSource> {
         let parallelism = ctx.parallelism.max(1) as u64;
         let subtask = ctx.subtask as u64;
-        let share = |total: u128| {
-            let p = u128::from(parallelism);
-            let count = total / p + u128::from(u128::from(subtask) < total % p);
-            u64::try_from(count).unwrap_or(u64::MAX)
-        };
-
-        let mut remaining = spec.number_of_rows.map(|n| share(u128::from(n)));
-        for field in &spec.fields {
-            if let Generator::Sequence { start, end } = field.generator {
-                let total = (i128::from(end) - i128::from(start) + 1) as u128;
-                let count = share(total);
-                remaining = Some(remaining.map_or(count, |r| r.min(count)));
-            }
-        }
 
         // Columns follow the context's schema (the physical columns); seeds follow the
         // column's declared position, so values do not depend on which columns are read.
-        let columns = ctx
+        let fields = ctx
             .schema
             .fields()
             .iter()
@@ -80,15 +122,50 @@ impl DatagenSource {
                         ),
                     ));
                 }
-                Ok(ColumnGen::new(field, index, subtask, parallelism))
+                Ok((index, field.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
+        let split = |subtask: u64, parallelism: u64, produced: u64, remaining: Option<u64>| {
+            Split {
+                subtask,
+                parallelism,
+                produced,
+                remaining,
+                columns: fields
+                    .iter()
+                    .map(|(index, field)| {
+                        ColumnGen::new(field, *index, subtask, parallelism, produced)
+                    })
+                    .collect(),
+            }
+        };
+        let splits = match &ctx.restored_splits {
+            None => VecDeque::from([split(
+                subtask,
+                parallelism,
+                0,
+                share_of(&spec, subtask, parallelism),
+            )]),
+            Some(restored) => restored
+                .iter()
+                .map(|value| {
+                    let field = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+                    match (field("subtask"), field("parallelism"), field("produced")) {
+                        (Some(s), Some(p), Some(produced)) if p > 0 && s < p => {
+                            Ok(split(s, p, produced, field("remaining")))
+                        }
+                        _ => Err(Error::table_options(
+                            &spec.table,
+                            format!("the checkpoint holds a datagen position this version cannot read: {value}"),
+                        )),
+                    }
+                })
+                .collect::<Result<VecDeque<_>>>()?,
+        };
 
         Ok(DatagenSource {
             schema: Arc::clone(&ctx.schema),
-            columns,
-            remaining,
-            produced: 0,
+            splits,
             batch_size: ctx.batch_size.max(1) as u64,
             throttle: Throttle::new(spec.rows_per_second as f64 / parallelism as f64),
         })
@@ -97,12 +174,14 @@ impl DatagenSource {
 
 impl Source for DatagenSource {
     fn poll_next(&mut self) -> Result<SourceEvent> {
+        self.splits.retain(|s| s.remaining != Some(0));
+        if self.splits.is_empty() {
+            return Ok(SourceEvent::End);
+        }
         let mut rows = self.batch_size;
-        if let Some(remaining) = self.remaining {
-            if remaining == 0 {
-                return Ok(SourceEvent::End);
-            }
-            rows = rows.min(remaining);
+        if self.splits.iter().all(|s| s.remaining.is_some()) {
+            let left: u64 = self.splits.iter().filter_map(|s| s.remaining).sum();
+            rows = rows.min(left);
         }
         if let Some(throttle) = &mut self.throttle {
             rows = throttle.acquire(rows);
@@ -113,18 +192,50 @@ impl Source for DatagenSource {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let n = rows as usize;
-        let start = self.produced;
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(|c| c.fill(start, n, now_ms))
-            .collect::<Result<Vec<_>>>()?;
-        self.produced += rows;
-        if let Some(remaining) = &mut self.remaining {
-            *remaining -= rows;
+        if self.splits.len() == 1 {
+            let split = &mut self.splits[0];
+            let arrays = split.take(rows as usize, now_ms)?;
+            return Ok(SourceEvent::Batch(make_batch(&self.schema, arrays, rows as usize)?));
         }
-        Ok(SourceEvent::Batch(make_batch(&self.schema, arrays, n)?))
+        // Several splits (after a restore at a lower parallelism): merge them in the order a
+        // single subtask would have produced their rows — by each row's index in the original
+        // interleaving — so event time keeps the order of a failure-free run.
+        let mut counts = vec![0u64; self.splits.len()];
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(rows as usize);
+        for _ in 0..rows {
+            let next = self
+                .splits
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| s.remaining.is_none_or(|r| counts[*i] < r))
+                .min_by_key(|(i, s)| s.subtask + s.parallelism * (s.produced + counts[*i]));
+            let Some((i, _)) = next else { break };
+            order.push((i, counts[i] as usize));
+            counts[i] += 1;
+        }
+        let parts = self
+            .splits
+            .iter_mut()
+            .zip(&counts)
+            .map(|(split, &n)| split.take(n as usize, now_ms))
+            .collect::<Result<Vec<_>>>()?;
+        let columns = (0..self.schema.fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn arrow::array::Array> =
+                    parts.iter().map(|p| p[c].as_ref()).collect();
+                arrow::compute::interleave(&arrays, &order).map_err(Error::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SourceEvent::Batch(make_batch(&self.schema, columns, order.len())?))
+    }
+
+    fn snapshot_splits(&mut self) -> Result<Vec<serde_json::Value>> {
+        Ok(self
+            .splits
+            .iter()
+            .filter(|s| s.remaining != Some(0))
+            .map(Split::to_json)
+            .collect())
     }
 }
 
@@ -145,8 +256,20 @@ struct ColumnGen {
 }
 
 impl ColumnGen {
-    fn new(field: &FieldSpec, index: usize, subtask: u64, parallelism: u64) -> ColumnGen {
-        let seed = (subtask << 32) ^ (index as u64) ^ 0xDA7A_6E00_0000_0000;
+    /// `produced`: rows of this split already emitted (after a restore). Sequences continue
+    /// exactly; random columns are reseeded from the position (like Flink's, their values are
+    /// not reproduced after a restore, only their count).
+    fn new(
+        field: &FieldSpec,
+        index: usize,
+        subtask: u64,
+        parallelism: u64,
+        produced: u64,
+    ) -> ColumnGen {
+        let seed = (subtask << 32)
+            ^ (index as u64)
+            ^ 0xDA7A_6E00_0000_0000
+            ^ produced.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let first = match field.generator {
             Generator::Sequence { start, .. } => start.wrapping_add(subtask as i64),
             _ => 0,

@@ -20,7 +20,8 @@ use arrow::datatypes::SchemaRef;
 
 use super::CsvOptions;
 use super::io_error;
-use super::source::FileReader;
+use super::source::{FileReader, open_at};
+use super::split::FilePosition;
 use super::values::{
     ColumnReader, Kind, RowBuilder, Value, bad_value, format_value, kinds_of, parse_text,
 };
@@ -36,6 +37,8 @@ pub(crate) struct CsvReader {
     builder: RowBuilder,
     /// Physical lines read so far.
     line: u64,
+    /// Bytes read so far: where the next record starts.
+    offset: u64,
     skipped: u64,
     done: bool,
     raw: Vec<u8>,
@@ -123,13 +126,21 @@ impl Record {
 }
 
 impl CsvReader {
-    pub(crate) fn open(path: &Path, schema: SchemaRef, options: CsvOptions) -> Result<Self> {
+    /// Open `path` to read from byte `offset`, which starts a record after `line` physical
+    /// lines (0 and 0 for the whole file; other values come from [`FileReader::position`]).
+    pub(crate) fn open(
+        path: &Path,
+        schema: SchemaRef,
+        options: CsvOptions,
+        offset: u64,
+        line: u64,
+    ) -> Result<Self> {
         let kinds = kinds_of(&schema).map_err(|message| Error::Format {
             path: path.to_path_buf(),
             line: 0,
             message,
         })?;
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let file = open_at(path, offset)?;
         Ok(CsvReader {
             path: path.to_path_buf(),
             input: BufReader::new(file),
@@ -137,7 +148,8 @@ impl CsvReader {
             builder: RowBuilder::new(schema.clone(), kinds.clone())?,
             schema,
             kinds,
-            line: 0,
+            line,
+            offset,
             skipped: 0,
             done: false,
             raw: Vec::new(),
@@ -160,6 +172,7 @@ impl CsvReader {
                 return Ok(start.map(|line| Err((line, "unterminated quoted field".to_string()))));
             }
             self.line += 1;
+            self.offset += read as u64;
             let mut bytes = self.raw.as_slice();
             if let Some(rest) = bytes.strip_suffix(b"\n") {
                 bytes = rest;
@@ -263,6 +276,14 @@ impl FileReader for CsvReader {
 
     fn skipped_rows(&self) -> u64 {
         self.skipped
+    }
+
+    fn position(&self) -> Option<FilePosition> {
+        // Every record read so far went into a returned batch (or was skipped as malformed).
+        (!self.done).then_some(FilePosition::Text {
+            offset: self.offset,
+            line: self.line,
+        })
     }
 }
 

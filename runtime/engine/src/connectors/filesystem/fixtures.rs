@@ -162,6 +162,7 @@ pub(crate) fn read_table(table: &Arc<TableDef>) -> (Result<Vec<RecordBatch>>, u6
         subtask: 0,
         parallelism: 1,
         batch_size: 1024,
+        restored_splits: None,
     };
     let mut source = match FileSource::open(ctx) {
         Ok(source) => source,
@@ -203,6 +204,7 @@ pub(crate) fn round_trip(
             subtask: 0,
             parallelism: 1,
             updating: false,
+            exactly_once: false,
         })
         .unwrap();
     sink.write(&batch.slice(0, 1)).unwrap();
@@ -212,4 +214,72 @@ pub(crate) fn round_trip(
     let read = read_table(&t).0.unwrap();
     let read = arrow::compute::concat_batches(&t.physical_schema(), &read).unwrap();
     (batch, read)
+}
+
+/// A directory of `files` files of the table's format (`id BIGINT, name STRING`), file `k`
+/// holding ids `k * 100 .. k * 100 + rows_per_file`. The line formats carry blank lines and
+/// (csv) quoted names spanning lines, so positions are not simply line or row counts; parquet
+/// files have row groups of 3 rows, so positions fall inside and between row groups.
+pub(crate) fn numbered_files(
+    format: &str,
+    files: usize,
+    rows_per_file: i64,
+) -> (tempfile::TempDir, Arc<TableDef>) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table(
+        &[("id", DataType::Int64), ("name", DataType::Utf8)],
+        &[("path", dir.path().to_str().unwrap()), ("format", format)],
+    );
+    for k in 0..files as i64 {
+        let ids: Vec<i64> = (k * 100..k * 100 + rows_per_file).collect();
+        let names: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                if id % 4 == 1 {
+                    format!("n{id}, with a comma\nand a line")
+                } else {
+                    format!("n{id}")
+                }
+            })
+            .collect();
+        let path = dir.path().join(format!("f{k}.{format}"));
+        match format {
+            "csv" | "json" => {
+                let mut text = String::new();
+                for (id, name) in ids.iter().zip(&names) {
+                    if id % 3 == 0 {
+                        text.push('\n');
+                    }
+                    if format == "csv" {
+                        text.push_str(&format!("{id},\"{name}\"\n"));
+                    } else {
+                        let name = name.replace('\n', "\\n");
+                        text.push_str(&format!("{{\"id\": {id}, \"name\": \"{name}\"}}\n"));
+                    }
+                }
+                std::fs::write(&path, text).unwrap();
+            }
+            "parquet" => {
+                let batch = RecordBatch::try_new(
+                    t.physical_schema(),
+                    vec![
+                        Arc::new(Int64Array::from(ids)),
+                        Arc::new(StringArray::from(names)),
+                    ],
+                )
+                .unwrap();
+                let properties = ::parquet::file::properties::WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(3))
+                    .build();
+                let file = std::fs::File::create(&path).unwrap();
+                let mut writer =
+                    ::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties))
+                        .unwrap();
+                writer.write(&batch).unwrap();
+                writer.close().unwrap();
+            }
+            other => panic!("no such format {other}"),
+        }
+    }
+    (dir, t)
 }

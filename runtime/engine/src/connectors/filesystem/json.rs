@@ -22,7 +22,8 @@ use arrow::datatypes::SchemaRef;
 use self::parser::{Json, Parser};
 use super::JsonOptions;
 use super::io_error;
-use super::source::FileReader;
+use super::source::{FileReader, open_at};
+use super::split::FilePosition;
 use super::values::{
     ColumnReader, Kind, RowBuilder, Value, bad_value, format_value, kinds_of, parse_text,
 };
@@ -38,19 +39,29 @@ pub(crate) struct JsonReader {
     columns: HashMap<String, usize>,
     builder: RowBuilder,
     line: u64,
+    /// Bytes read so far: where the next line starts.
+    offset: u64,
     skipped: u64,
     done: bool,
     raw: Vec<u8>,
 }
 
 impl JsonReader {
-    pub(crate) fn open(path: &Path, schema: SchemaRef, options: JsonOptions) -> Result<Self> {
+    /// Open `path` to read from byte `offset`, which starts a line after `line` lines (0 and
+    /// 0 for the whole file; other values come from [`FileReader::position`]).
+    pub(crate) fn open(
+        path: &Path,
+        schema: SchemaRef,
+        options: JsonOptions,
+        offset: u64,
+        line: u64,
+    ) -> Result<Self> {
         let kinds = kinds_of(&schema).map_err(|message| Error::Format {
             path: path.to_path_buf(),
             line: 0,
             message,
         })?;
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let file = open_at(path, offset)?;
         let columns = schema
             .fields()
             .iter()
@@ -65,7 +76,8 @@ impl JsonReader {
             schema,
             kinds,
             columns,
-            line: 0,
+            line,
+            offset,
             skipped: 0,
             done: false,
             raw: Vec::new(),
@@ -84,6 +96,7 @@ impl JsonReader {
                 return Ok(false);
             }
             self.line += 1;
+            self.offset += read as u64;
             if !self.raw.iter().all(u8::is_ascii_whitespace) {
                 return Ok(true);
             }
@@ -211,6 +224,14 @@ impl FileReader for JsonReader {
 
     fn skipped_rows(&self) -> u64 {
         self.skipped
+    }
+
+    fn position(&self) -> Option<FilePosition> {
+        // Every line read so far went into a returned batch (or was skipped as malformed).
+        (!self.done).then_some(FilePosition::Text {
+            offset: self.offset,
+            line: self.line,
+        })
     }
 }
 

@@ -6,11 +6,14 @@
 //! WITH ('connector' = 'filesystem', 'path' = 'file:///data/bids', 'format' = 'csv');
 //! ```
 //!
-//! The source lists the files when it starts (see [`source`]); the sink writes hidden
-//! in-progress files and renames them to their final names when they roll or the input ends
-//! (see [`sink`]). Checkpoint-aligned commits, partitioned tables and directory monitoring
+//! The source lists the files when it starts and records, at a checkpoint, which files are
+//! left and where it is in the current one (see [`source`]). The sink writes hidden in-progress
+//! files; without checkpointing it renames them to their final names when they roll or the
+//! input ends, with checkpointing only when the checkpoint that covers them completes
+//! (two-phase commit, see [`sink`]). Partitioned tables and directory monitoring
 //! (`source.monitor-interval`) are not implemented yet.
 
+mod commit;
 pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -19,6 +22,7 @@ pub mod options;
 pub mod parquet;
 pub mod sink;
 pub mod source;
+mod split;
 mod text;
 mod values;
 
@@ -75,6 +79,11 @@ impl Connector for FilesystemConnector {
 
     fn create_sink(&self, ctx: SinkContext) -> Result<Box<dyn Sink>> {
         Ok(Box::new(FileSink::create(ctx)?))
+    }
+
+    fn commit(&self, table: &TableDef, committable: &serde_json::Value) -> Result<()> {
+        let options = FilesystemOptions::from_table(table)?;
+        sink::commit(&table.name, &options.path, committable)
     }
 }
 

@@ -77,6 +77,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The `format` option's value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Csv(_) => "csv",
+            Format::Json(_) => "json",
+            Format::Parquet => "parquet",
+        }
+    }
+
     /// The suffix of part files the sink writes.
     pub fn extension(&self) -> &'static str {
         match self {

@@ -16,6 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::source::FileReader;
+use super::split::FilePosition;
 use super::{file_error, io_error};
 use crate::error::{Error, Result};
 use crate::types::flink_type_name;
@@ -28,18 +29,46 @@ pub(crate) struct ParquetReader {
     reader: ParquetRecordBatchReader,
     /// For each declared column, its position in the projected batches.
     positions: Vec<usize>,
+    /// The rows of each row group, to turn a row count into a (row group, row) position.
+    row_group_rows: Vec<u64>,
+    /// Rows of the file before the next one to be returned.
+    rows_read: u64,
 }
 
 impl ParquetReader {
+    /// Open `path` to read from row `row` of row group `row_group` (0 and 0 for the whole
+    /// file; other values come from [`FileReader::position`]).
     pub(crate) fn open(
         table: &str,
         path: &Path,
         schema: SchemaRef,
         batch_size: usize,
+        row_group: usize,
+        row: u64,
     ) -> Result<Self> {
         let file = File::open(path).map_err(|e| io_error(path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| file_error(table, path, format!("not a readable Parquet file: {e}")))?;
+        let row_group_rows: Vec<u64> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| u64::try_from(group.num_rows()).unwrap_or_default())
+            .collect();
+        let groups = row_group_rows.len();
+        let rows_in_group = row_group_rows.get(row_group).copied().unwrap_or_default();
+        // A position at the very end (a finished file) is valid; anything past it is not.
+        if row_group > groups || row_group == groups && row > 0 || row > rows_in_group {
+            return Err(file_error(
+                table,
+                path,
+                format!(
+                    "the checkpoint resumes at row {row} of row group {row_group}, but the file                      has {groups} row groups (was it replaced?)"
+                ),
+            ));
+        }
+        let rows_read = row_group_rows[..row_group].iter().sum::<u64>() + row;
+        let skip = usize::try_from(row).map_err(|e| file_error(table, path, e))?;
         let file_schema = builder.schema().clone();
         let mut indices = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
@@ -97,6 +126,8 @@ impl ParquetReader {
         let mask = ProjectionMask::roots(builder.parquet_schema(), projected);
         let reader = builder
             .with_projection(mask)
+            .with_row_groups((row_group..groups).collect())
+            .with_offset(skip)
             .with_batch_size(batch_size)
             .build()
             .map_err(|e| file_error(table, path, e))?;
@@ -106,6 +137,8 @@ impl ParquetReader {
             schema,
             reader,
             positions,
+            row_group_rows,
+            rows_read,
         })
     }
 
@@ -138,8 +171,22 @@ impl FileReader for ParquetReader {
         match self.reader.next() {
             None => Ok(None),
             Some(Err(e)) => Err(file_error(&self.table, &self.path, e)),
-            Some(Ok(batch)) => self.conform(&batch).map(Some),
+            Some(Ok(batch)) => {
+                self.rows_read += batch.num_rows() as u64;
+                self.conform(&batch).map(Some)
+            }
         }
+    }
+
+    fn position(&self) -> Option<FilePosition> {
+        let mut row = self.rows_read;
+        for (row_group, rows) in self.row_group_rows.iter().enumerate() {
+            if row < *rows {
+                return Some(FilePosition::Parquet { row_group, row });
+            }
+            row -= rows;
+        }
+        None
     }
 }
 
@@ -174,11 +221,15 @@ impl ParquetWriter {
         (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
     }
 
-    pub(crate) fn close(self) -> Result<()> {
+    /// Write the footer and sync the file to disk, so the file is complete and durable.
+    pub(crate) fn close(mut self) -> Result<()> {
         self.writer
-            .close()
-            .map(|_| ())
-            .map_err(|e| parquet_error(&self.path, e))
+            .finish()
+            .map_err(|e| parquet_error(&self.path, e))?;
+        self.writer
+            .inner()
+            .sync_all()
+            .map_err(|e| io_error(&self.path, e))
     }
 }
 

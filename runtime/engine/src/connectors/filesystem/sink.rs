@@ -1,15 +1,22 @@
 //! The filesystem sink: each subtask writes rolling part files into the `path` directory.
 //!
 //! A part file is named like Flink's, `part-{uuid}-{subtask}-{counter}` plus the format's
-//! suffix (`.csv`, `.json`, `.parquet`), where the uuid is drawn once per sink instance. It
-//! is written as the hidden `.part-….inprogress` and renamed to its final name when it rolls
-//! (`sink.rolling-policy.file-size`, `sink.rolling-policy.rollover-interval`, checked after
-//! each batch) or the input ends, so a reader of the directory (the filesystem source skips
-//! hidden files) never sees half a file.
+//! suffix (`.csv`, `.json`, `.parquet`), where the uuid is drawn once per sink instance, so a
+//! restarted or restored job never reuses a name. It is written as the hidden
+//! `.part-….inprogress` in the same directory (so publishing it is a same-filesystem rename),
+//! and rolls (is closed, and a new one opened with the next row) at
+//! `sink.rolling-policy.file-size` or `sink.rolling-policy.rollover-interval` (checked when a
+//! batch arrives). A reader of the directory never sees half a file: the filesystem source
+//! skips hidden files.
 //!
-//! This is not yet exactly-once: a job that fails leaves its in-progress files behind, and
-//! files renamed before the failure stay. Committing only at checkpoint completion (Flink's
-//! two-phase commit through the checkpoint barrier) comes with checkpointing.
+//! When a rolled file becomes visible depends on checkpointing ([`SinkContext::exactly_once`]):
+//! - without it, a file is renamed to its final name as soon as it rolls or the input ends;
+//! - with it (Flink's two-phase commit), rolled files wait. At a checkpoint barrier
+//!   [`Sink::pre_commit`] closes the open file (footer written, data synced to disk) and
+//!   returns every file closed since the last barrier; [`commit`] renames them once the
+//!   checkpoint is complete. Rows written after the last completed checkpoint stay in hidden
+//!   files and are replayed by the restored job into new files, so each row is published
+//!   exactly once. A failed attempt's uncommitted in-progress files are left behind, hidden.
 //!
 //! Like Flink's, this sink takes only insert-only input: an updating (changelog) stream is
 //! refused when the job is planned ([`Connector::accepts_changelog`] is false).
@@ -25,6 +32,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 
+use super::commit::{PartFile, committable, sync_directory};
 use super::csv::CsvEncoder;
 use super::json::JsonEncoder;
 use super::parquet::ParquetWriter;
@@ -33,25 +41,32 @@ use crate::connectors::{Sink, SinkContext};
 use crate::dataflow::message::visible_columns;
 use crate::error::{Error, Result};
 
+pub use super::commit::commit;
+
 /// One parallel instance of the filesystem sink.
 pub struct FileSink {
     table: String,
     directory: PathBuf,
     schema: SchemaRef,
     format: Format,
+    subtask: usize,
     /// `part-{uuid}-{subtask}-`.
     prefix: String,
     counter: u64,
     rolling_file_size: u64,
     rollover_interval: Duration,
+    /// Publish files only through [`Sink::pre_commit`] and [`commit`].
+    exactly_once: bool,
     current: Option<OpenPart>,
+    /// With `exactly_once`: files closed since the last [`Sink::pre_commit`], still hidden.
+    closed: Vec<PartFile>,
     committed: Vec<PathBuf>,
 }
 
 struct OpenPart {
     writer: PartWriter,
+    file: PartFile,
     in_progress: PathBuf,
-    final_path: PathBuf,
     opened: Instant,
 }
 
@@ -88,16 +103,20 @@ impl FileSink {
             directory: options.path,
             schema: ctx.schema,
             format: options.format,
+            subtask: ctx.subtask,
             prefix: format!("part-{uuid}-{}-", ctx.subtask),
             counter: 0,
             rolling_file_size: options.rolling_file_size,
             rollover_interval: options.rollover_interval,
+            exactly_once: ctx.exactly_once,
             current: None,
+            closed: Vec::new(),
             committed: Vec::new(),
         })
     }
 
-    /// The part files this instance has finished (renamed to their final names), in order.
+    /// The part files this instance has renamed to their final names itself, in order (never
+    /// any with `exactly_once`, where [`commit`] publishes them).
     pub fn committed_files(&self) -> &[PathBuf] {
         &self.committed
     }
@@ -110,8 +129,11 @@ impl FileSink {
     fn open_part(&mut self) -> Result<OpenPart> {
         let name = format!("{}{}{}", self.prefix, self.counter, self.format.extension());
         self.counter += 1;
-        let final_path = self.directory.join(&name);
-        let in_progress = self.directory.join(format!(".{name}.inprogress"));
+        let file = PartFile {
+            in_progress: format!(".{name}.inprogress"),
+            final_name: name,
+        };
+        let in_progress = self.directory.join(&file.in_progress);
         let text_error = |message: String| Error::table_options(&self.table, message);
         let writer = match &self.format {
             Format::Parquet => PartWriter::Parquet(Box::new(ParquetWriter::create(
@@ -133,22 +155,27 @@ impl FileSink {
         };
         Ok(OpenPart {
             writer,
+            file,
             in_progress,
-            final_path,
             opened: Instant::now(),
         })
     }
 
-    /// Close the open part file and give it its final name.
+    /// Close the open part file (complete and synced to disk); without `exactly_once` give it
+    /// its final name, with it keep it hidden for the next [`Sink::pre_commit`].
     fn roll(&mut self) -> Result<()> {
         let Some(part) = self.current.take() else {
             return Ok(());
         };
         part.writer.close(&part.in_progress)?;
-        std::fs::rename(&part.in_progress, &part.final_path)
-            .map_err(|e| io_error(&part.final_path, e))?;
-        tracing::debug!(table = %self.table, file = %part.final_path.display(), "part file finished");
-        self.committed.push(part.final_path);
+        if self.exactly_once {
+            self.closed.push(part.file);
+            return Ok(());
+        }
+        let final_path = self.directory.join(&part.file.final_name);
+        std::fs::rename(&part.in_progress, &final_path).map_err(|e| io_error(&final_path, e))?;
+        tracing::debug!(table = %self.table, file = %final_path.display(), "part file finished");
+        self.committed.push(final_path);
         Ok(())
     }
 
@@ -212,8 +239,30 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    /// Close the open file; without `exactly_once` it becomes visible now, with it at the
+    /// commit of the checkpoint whose [`Sink::pre_commit`] follows.
     fn finish(&mut self) -> Result<()> {
         self.roll()
+    }
+
+    /// Close the open file and hand over every file closed since the last barrier: the
+    /// committable `{"checkpoint_id", "subtask", "files": [{"in_progress", "final"}, …]}`
+    /// for [`commit`]. `None` when no row arrived since.
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Option<serde_json::Value>> {
+        self.roll()?;
+        if self.closed.is_empty() {
+            return Ok(None);
+        }
+        // The files' data is synced; syncing the directory makes their names durable too.
+        sync_directory(&self.directory)?;
+        let files = std::mem::take(&mut self.closed);
+        tracing::debug!(
+            table = %self.table,
+            checkpoint_id,
+            files = files.len(),
+            "part files pre-committed"
+        );
+        Ok(Some(committable(checkpoint_id, self.subtask, &files)))
     }
 }
 
@@ -305,6 +354,7 @@ mod tests {
             subtask,
             parallelism: 2,
             updating: false,
+            exactly_once: false,
         }
     }
 

@@ -2,9 +2,17 @@
 //! subtask `k % parallelism`, and read each in batches of the physical columns.
 //!
 //! Like Flink, a directory is read recursively and names starting with `.` or `_` (hidden,
-//! in-progress and marker files such as `_SUCCESS`) are skipped, files and directories alike.
+//! in-progress and marker files such as `_SUCCESS`) are skipped, files and directories alike,
+//! so the sink's uncommitted in-progress files are never read.
+//!
+//! At a checkpoint the source records the file it is reading, with its position, and the files
+//! it has not started, one split each (see [`super::split`]). A restored source reads exactly
+//! its splits, in order, and lists nothing: files added after the job started are not read, as
+//! they were not before the restore.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -13,7 +21,8 @@ use arrow::datatypes::SchemaRef;
 use super::csv::CsvReader;
 use super::json::JsonReader;
 use super::parquet::ParquetReader;
-use super::{FilesystemOptions, Format, io_error};
+use super::split::{FilePosition, FileSplit};
+use super::{FilesystemOptions, Format, file_error, io_error};
 use crate::connectors::{Source, SourceContext, SourceEvent};
 use crate::error::Result;
 
@@ -26,6 +35,10 @@ pub(crate) trait FileReader: Send {
     fn skipped_rows(&self) -> u64 {
         0
     }
+
+    /// Where the rows not yet returned begin, to resume from after a restore; `None` when the
+    /// file is known to be finished.
+    fn position(&self) -> Option<FilePosition>;
 }
 
 /// One parallel instance of the filesystem source.
@@ -34,25 +47,35 @@ pub struct FileSource {
     schema: SchemaRef,
     format: Format,
     batch_size: usize,
-    files: VecDeque<PathBuf>,
-    current: Option<Box<dyn FileReader>>,
+    /// The files not yet started (or, after a restore, not yet resumed), in order.
+    files: VecDeque<FileSplit>,
+    /// The file being read.
+    current: Option<(PathBuf, Box<dyn FileReader>)>,
     /// Skipped rows of the files already finished.
     skipped: u64,
     ended: bool,
 }
 
 impl FileSource {
-    /// List the table's files and keep this subtask's share; nothing is opened yet.
+    /// Keep this subtask's share of the table's files (or, after a restore, the splits it was
+    /// given); nothing is opened yet.
     pub fn open(ctx: SourceContext) -> Result<Self> {
         let options = FilesystemOptions::from_table(&ctx.table)?;
-        let all = list_files(&options.path)?;
-        let parallelism = ctx.parallelism.max(1);
-        let files = all
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| k % parallelism == ctx.subtask)
-            .map(|(_, path)| path)
-            .collect();
+        let files = match &ctx.restored_splits {
+            Some(splits) => splits
+                .iter()
+                .map(|value| FileSplit::from_json(&ctx.table.name, &options.format, value))
+                .collect::<Result<VecDeque<_>>>()?,
+            None => {
+                let parallelism = ctx.parallelism.max(1);
+                list_files(&options.path)?
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % parallelism == ctx.subtask)
+                    .map(|(_, path)| FileSplit::whole(path, &options.format))
+                    .collect()
+            }
+        };
         Ok(FileSource {
             table: ctx.table.name.clone(),
             schema: ctx.schema,
@@ -65,28 +88,42 @@ impl FileSource {
         })
     }
 
-    /// The files this subtask has not finished reading, in order.
+    /// The files this subtask has not started reading, in order.
     pub fn pending_files(&self) -> impl Iterator<Item = &Path> {
-        self.files.iter().map(PathBuf::as_path)
+        self.files.iter().map(|split| split.path.as_path())
     }
 
     /// Malformed rows skipped so far because of `csv.ignore-parse-errors` or
     /// `json.ignore-parse-errors`.
     pub fn skipped_rows(&self) -> u64 {
-        self.skipped + self.current.as_ref().map_or(0, |r| r.skipped_rows())
+        self.skipped + self.current.as_ref().map_or(0, |(_, r)| r.skipped_rows())
     }
 
-    fn open_file(&self, path: &Path) -> Result<Box<dyn FileReader>> {
+    fn open_file(&self, split: &FileSplit) -> Result<Box<dyn FileReader>> {
+        let path = split.path.as_path();
         let schema = self.schema.clone();
-        Ok(match &self.format {
-            Format::Csv(options) => Box::new(CsvReader::open(path, schema, options.clone())?),
-            Format::Json(options) => Box::new(JsonReader::open(path, schema, options.clone())?),
-            Format::Parquet => Box::new(ParquetReader::open(
+        let mismatch = || {
+            file_error(
                 &self.table,
                 path,
-                schema,
-                self.batch_size,
-            )?),
+                format!(
+                    "the checkpoint position {:?} is not one of a '{}' file",
+                    split.position,
+                    self.format.name()
+                ),
+            )
+        };
+        Ok(match (&self.format, split.position) {
+            (Format::Csv(options), FilePosition::Text { offset, line }) => Box::new(
+                CsvReader::open(path, schema, options.clone(), offset, line)?,
+            ),
+            (Format::Json(options), FilePosition::Text { offset, line }) => Box::new(
+                JsonReader::open(path, schema, options.clone(), offset, line)?,
+            ),
+            (Format::Parquet, FilePosition::Parquet { row_group, row }) => Box::new(
+                ParquetReader::open(&self.table, path, schema, self.batch_size, row_group, row)?,
+            ),
+            _ => return Err(mismatch()),
         })
     }
 }
@@ -94,7 +131,7 @@ impl FileSource {
 impl Source for FileSource {
     fn poll_next(&mut self) -> Result<SourceEvent> {
         loop {
-            if let Some(reader) = self.current.as_mut() {
+            if let Some((_, reader)) = self.current.as_mut() {
                 match reader.next_batch(self.batch_size)? {
                     Some(batch) if batch.num_rows() > 0 => return Ok(SourceEvent::Batch(batch)),
                     Some(_) => continue,
@@ -105,7 +142,10 @@ impl Source for FileSource {
                 }
             }
             match self.files.pop_front() {
-                Some(path) => self.current = Some(self.open_file(&path)?),
+                Some(split) => {
+                    let reader = self.open_file(&split)?;
+                    self.current = Some((split.path, reader));
+                }
                 None => {
                     if !self.ended && self.skipped > 0 {
                         tracing::warn!(
@@ -120,6 +160,39 @@ impl Source for FileSource {
             }
         }
     }
+
+    /// The file being read at its position (unless finished), then the files not started.
+    fn snapshot_splits(&mut self) -> Result<Vec<serde_json::Value>> {
+        let current = self.current.as_ref().and_then(|(path, reader)| {
+            reader.position().map(|position| FileSplit {
+                path: path.clone(),
+                position,
+            })
+        });
+        current
+            .iter()
+            .chain(&self.files)
+            .map(|split| split.to_json(&self.table))
+            .collect()
+    }
+}
+
+/// `path` opened for reading at byte `offset`, which must not be past its end.
+pub(crate) fn open_at(path: &Path, offset: u64) -> Result<File> {
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    if offset > 0 {
+        let length = file.metadata().map_err(|e| io_error(path, e))?.len();
+        if offset > length {
+            let message = format!(
+                "the checkpoint resumes at byte {offset}, but the file has only {length} bytes \
+                 (was it replaced?)"
+            );
+            return Err(io_error(path, std::io::Error::other(message)));
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_error(path, e))?;
+    }
+    Ok(file)
 }
 
 /// The files under `path`, sorted: `path` itself if it is a file, else every regular file in
@@ -162,7 +235,10 @@ mod tests {
     use arrow::datatypes::{DataType, Int64Type};
 
     use super::*;
-    use crate::connectors::filesystem::fixtures::table;
+    use crate::connectors::Connector;
+    use crate::connectors::filesystem::FilesystemConnector;
+    use crate::connectors::filesystem::fixtures::{numbered_files, table};
+    use crate::connectors::test_util::{assert_restore_is_exact, source_context};
 
     fn context(
         table: Arc<crate::catalog::TableDef>,
@@ -175,6 +251,7 @@ mod tests {
             subtask,
             parallelism,
             batch_size: 2,
+            restored_splits: None,
         }
     }
 
@@ -269,5 +346,86 @@ mod tests {
             error.to_string().contains(gone.to_str().unwrap()),
             "{error}"
         );
+    }
+
+    #[test]
+    fn restored_source_resumes_mid_file_like_a_failure_free_run() {
+        for format in ["csv", "json", "parquet"] {
+            let (_dir, t) = numbered_files(format, 5, 7);
+            for parallelism in [1, 2] {
+                let splits = assert_restore_is_exact(
+                    &FilesystemConnector,
+                    &t,
+                    parallelism,
+                    parallelism,
+                    2,
+                    |i| 3 + i,
+                );
+                // Three polls of two rows stop inside the first file.
+                let first = &splits[0][0];
+                let inside = match format {
+                    "parquet" => first["row_group"] == 2 && first["row"] == 0,
+                    _ => first["offset"].as_u64() > Some(0) && first["line"].as_u64() > Some(6),
+                };
+                assert!(inside, "{format}: {first}");
+            }
+        }
+    }
+
+    #[test]
+    fn rescaled_restore_reads_each_remaining_row_exactly_once() {
+        for format in ["csv", "json", "parquet"] {
+            let (_dir, t) = numbered_files(format, 5, 7);
+            for (old, new) in [(2, 3), (2, 1), (3, 2)] {
+                // Subtasks stop at different places: inside a file, between files, at the end.
+                let polls = [0, 5, 40];
+                assert_restore_is_exact(&FilesystemConnector, &t, old, new, 2, |i| polls[i]);
+                assert_restore_is_exact(&FilesystemConnector, &t, old, new, 3, |i| 4 - i);
+            }
+        }
+    }
+
+    #[test]
+    fn finished_source_records_no_splits_and_one_not_started_records_its_files() {
+        let (_dir, t) = numbered_files("csv", 3, 2);
+        let mut source = FileSource::open(context(t.clone(), 0, 1)).unwrap();
+        let splits = source.snapshot_splits().unwrap();
+        assert_eq!(splits.len(), 3);
+        assert_eq!(splits[0]["offset"], 0);
+        assert!(
+            splits[2]["path"].as_str().unwrap().ends_with("f2.csv"),
+            "{splits:?}"
+        );
+        drain(&mut source);
+        assert!(source.snapshot_splits().unwrap().is_empty());
+    }
+
+    #[test]
+    fn split_past_the_end_of_a_replaced_file_is_an_error_naming_it() {
+        for format in ["csv", "parquet"] {
+            let (dir, t) = numbered_files(format, 1, 7);
+            let mut source = FilesystemConnector
+                .create_source(source_context(&t, 0, 1, 5))
+                .unwrap();
+            source.poll_next().unwrap();
+            let splits = source.snapshot_splits().unwrap();
+            let file = dir.path().join(format!("f0.{format}"));
+            // The file is replaced by a shorter one with a single row (group).
+            let (_other, short) = numbered_files(format, 1, 1);
+            let short_file =
+                std::path::Path::new(short.options["path"].as_str()).join(format!("f0.{format}"));
+            std::fs::copy(short_file, &file).unwrap();
+            let mut ctx = source_context(&t, 0, 1, 5);
+            ctx.restored_splits = Some(splits);
+            let error = match FilesystemConnector.create_source(ctx) {
+                Ok(mut source) => source.poll_next().unwrap_err(),
+                Err(error) => error,
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains(file.to_str().unwrap()) && message.contains("replaced"),
+                "{format}: {message}"
+            );
+        }
     }
 }

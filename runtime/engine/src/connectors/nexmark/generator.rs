@@ -69,6 +69,13 @@ pub struct Walk {
     epoch_stride: u64,
 }
 
+impl Walk {
+    /// Epochs between two consecutive epochs of the walk: the parallelism it was made for.
+    pub fn epoch_stride(&self) -> u64 {
+        self.epoch_stride
+    }
+}
+
 /// What shapes the event stream: proportions and event-time rates.
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
@@ -174,6 +181,27 @@ impl GeneratorConfig {
             epoch_stride: parallelism.max(1),
         };
         (self.at(subtask, first_offset), walk)
+    }
+
+    /// The walk of `kind` with `epoch_stride` resumed at event `event`, which must be an event
+    /// of `kind` (as every position of such a walk is); `None` when it is not, i.e. the event
+    /// belongs to another table or the proportions changed since it was recorded.
+    pub fn walk_from(
+        &self,
+        kind: EventKind,
+        event: u64,
+        epoch_stride: u64,
+    ) -> Option<(Position, Walk)> {
+        let (first_offset, end_offset) = self.offsets(kind);
+        let at = self.position(event);
+        (first_offset..end_offset).contains(&at.offset).then_some((
+            at,
+            Walk {
+                first_offset,
+                end_offset,
+                epoch_stride: epoch_stride.max(1),
+            },
+        ))
     }
 
     /// The next event of the walk after `position`, without a division.

@@ -18,10 +18,16 @@
 //! exactly the single-subtask stream, every subtask sees all three types in proportion (none
 //! sits idle holding back the watermark), and each subtask's event time advances steadily. A
 //! table instance visits only the events of its own type.
+//!
+//! At a checkpoint each subtask records the next event number of its walk (see [`split`]);
+//! a restore at any parallelism resumes exactly the events that were left, with the same
+//! content and event times, and with `events.rate` the restored subtasks together keep the
+//! table's rate (counted afresh from the restore, so there is no burst to catch up).
 
 pub mod columns;
 pub mod generator;
 mod pools;
+mod split;
 
 use std::sync::Arc;
 
@@ -34,7 +40,8 @@ use crate::error::{Error, Result};
 use crate::types::flink_type_name;
 
 use columns::{Columns, EventKind};
-use generator::{GeneratorConfig, Position, Walk};
+use generator::{GeneratorConfig, Position};
+use split::Split;
 
 /// The `person` table as nexmark-flink declares it, with its 4-second watermark delay.
 pub const PERSON_DDL: &str = "CREATE TABLE person (
@@ -272,16 +279,16 @@ fn projection(table: &str, kind: EventKind, declared: &[(&str, &DataType)]) -> R
 }
 
 struct NexmarkSource {
+    table: String,
     schema: SchemaRef,
     kind: EventKind,
     config: GeneratorConfig,
     /// For each output column, its index among the table's columns.
     projection: Vec<usize>,
     columns: Columns,
-    /// The next event of this table's type for this subtask, and how to find the one after.
-    next: Position,
-    walk: Walk,
-    end: u64,
+    /// The walks this subtask generates, none exhausted: one on a fresh start, any number
+    /// after a rescaled restore.
+    splits: Vec<Split>,
     batch_size: usize,
     throttle: Option<Throttle>,
 }
@@ -299,37 +306,77 @@ impl NexmarkSource {
         for index in &projection {
             wanted[*index] = true;
         }
-        let parallelism = ctx.parallelism.max(1) as u64;
         let batch_size = ctx.batch_size.max(1);
-        let (next, walk) = spec.config.walk(spec.kind, ctx.subtask as u64, parallelism);
-        let share =
+        let splits = match &ctx.restored_splits {
+            // A type with proportion 0 has no events, and its walk would be meaningless.
+            None if spec.config.proportion(spec.kind) == 0 => Vec::new(),
+            None => vec![Split::initial(
+                &spec.config,
+                spec.kind,
+                ctx.subtask,
+                ctx.parallelism,
+                spec.end,
+            )],
+            Some(values) => values
+                .iter()
+                .map(|value| Split::from_json(&ctx.table.name, spec.kind, &spec.config, value))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let splits: Vec<Split> = splits.into_iter().filter(Split::has_next).collect();
+        // `events.rate` counts events of all types over the whole table; each split walks a
+        // share of them, and this table emits its type's share of those. Summing over the
+        // splits keeps the table's total rate after a rescaled restore.
+        let kind_share =
             spec.config.proportion(spec.kind) as f64 / spec.config.total_proportion() as f64;
+        let split_share: f64 = splits.iter().map(Split::share).sum();
         Ok(NexmarkSource {
+            table: ctx.table.name.clone(),
             schema: Arc::clone(&ctx.schema),
             kind: spec.kind,
             columns: Columns::new(spec.kind, &wanted, batch_size),
-            next,
-            walk,
+            splits,
             config: spec.config,
             projection,
-            end: spec.end,
             batch_size,
-            // `events.rate` counts events of all types; this table emits its share of them.
-            throttle: Throttle::new(spec.events_rate * share / parallelism as f64),
+            throttle: Throttle::new(spec.events_rate * kind_share * split_share),
         })
     }
 
-    /// Generate up to `limit` rows of this subtask's events; returns how many it generated.
+    /// Generate up to `limit` rows of this subtask's events, in event-number order over all
+    /// its splits (so event time never goes back); returns how many it generated.
     fn generate(
         &mut self,
         limit: usize,
         push: impl Fn(&GeneratorConfig, Position, &mut Columns),
     ) -> usize {
         let mut rows = 0;
-        while rows < limit && self.next.event < self.end {
-            push(&self.config, self.next, &mut self.columns);
-            self.next = self.config.advance(self.next, self.walk);
-            rows += 1;
+        while rows < limit {
+            // The split whose next event comes first runs until another split's next event
+            // or its end; with one split (the usual case) that is a plain loop.
+            let Some(first) = (0..self.splits.len()).min_by_key(|i| self.splits[*i].next.event)
+            else {
+                break;
+            };
+            let until = self
+                .splits
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != first)
+                .map(|(_, split)| split.next.event)
+                .fold(self.splits[first].end, u64::min);
+            let split = &mut self.splits[first];
+            // At least one event per round, so overlapping splits cannot stall the loop.
+            loop {
+                push(&self.config, split.next, &mut self.columns);
+                split.next = self.config.advance(split.next, split.walk);
+                rows += 1;
+                if rows >= limit || split.next.event >= until {
+                    break;
+                }
+            }
+            if !split.has_next() {
+                self.splits.swap_remove(first);
+            }
         }
         rows
     }
@@ -337,7 +384,7 @@ impl NexmarkSource {
 
 impl Source for NexmarkSource {
     fn poll_next(&mut self) -> Result<SourceEvent> {
-        if self.next.event >= self.end || self.config.proportion(self.kind) == 0 {
+        if self.splits.is_empty() {
             return Ok(SourceEvent::End);
         }
         let limit = match &mut self.throttle {
@@ -359,6 +406,17 @@ impl Source for NexmarkSource {
             .map(|(index, field)| self.columns.finish(*index, field.data_type()))
             .collect::<Result<Vec<_>>>()?;
         Ok(SourceEvent::Batch(make_batch(&self.schema, arrays, rows)?))
+    }
+
+    /// One split per walk with events left, ordered by next event; empty once all are done.
+    fn snapshot_splits(&mut self) -> Result<Vec<serde_json::Value>> {
+        let mut splits = self.splits.clone();
+        splits.sort_by_key(|split| split.next.event);
+        tracing::debug!(table = %self.table, splits = splits.len(), "nexmark position recorded");
+        Ok(splits
+            .into_iter()
+            .map(|split| split.to_json(self.kind, &self.config))
+            .collect())
     }
 }
 

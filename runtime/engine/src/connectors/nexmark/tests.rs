@@ -5,7 +5,9 @@ use arrow::datatypes::{DataType, Int64Type, TimestampMillisecondType};
 use super::generator::BASE_TIME_MS;
 use super::*;
 use crate::connectors::SourceEvent;
-use crate::connectors::test_util::{rows_as_text, run_source, source_context, table};
+use crate::connectors::test_util::{
+    assert_restore_is_exact, rows_as_text, run_source, source_context, table,
+};
 use crate::types::timestamp_type;
 
 /// The table a `CREATE TABLE` statement declares, through Weir's SQL front end.
@@ -275,6 +277,159 @@ fn events_rate_throttles_the_wall_clock_rate() {
         SourceEvent::Batch(batch) => assert!(batch.num_rows() <= 47, "{}", batch.num_rows()),
         other => panic!("expected a batch, got {other:?}"),
     }
+}
+
+#[test]
+fn nexmark_restored_at_the_same_parallelism_continues_like_a_failure_free_run() {
+    for ddl in [PERSON_DDL, AUCTION_DDL, BID_DDL] {
+        let def = with_options(&parse_ddl(ddl), &[("events.num", "10007")]);
+        for parallelism in [1, 2] {
+            assert_restore_is_exact(&NexmarkConnector, &def, parallelism, parallelism, 97, |i| {
+                3 + 2 * i
+            });
+        }
+    }
+}
+
+#[test]
+fn nexmark_rescaled_restore_produces_each_remaining_event_exactly_once() {
+    for ddl in [PERSON_DDL, AUCTION_DDL, BID_DDL] {
+        let def = with_options(&parse_ddl(ddl), &[("events.num", "10007")]);
+        for (old, new) in [(2, 3), (2, 1), (3, 2)] {
+            assert_restore_is_exact(&NexmarkConnector, &def, old, new, 61, |i| 2 + 3 * i);
+        }
+    }
+}
+
+#[test]
+fn nexmark_split_records_the_next_event_of_the_subtasks_walk() {
+    let def = with_options(&parse_ddl(BID_DDL), &[("events.num", "100000")]);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&def, 1, 2, 46))
+        .expect("creates");
+    assert_eq!(
+        source.snapshot_splits().expect("snapshots"),
+        [serde_json::json!({
+            "table": "bid", "next": 54, "epoch_stride": 2, "epoch_events": 50, "end": 100000
+        })]
+    );
+    // One poll takes all 46 bids of epoch 1; the walk goes on with epoch 3.
+    source.poll_next().expect("polls");
+    let splits = source.snapshot_splits().expect("snapshots");
+    assert_eq!(splits[0]["next"], 154);
+
+    let unbounded = parse_ddl(BID_DDL);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&unbounded, 0, 1, 10))
+        .expect("creates");
+    let splits = source.snapshot_splits().expect("snapshots");
+    assert_eq!(splits[0]["end"], serde_json::Value::Null);
+}
+
+#[test]
+fn nexmark_restore_on_fewer_subtasks_interleaves_the_splits_in_event_time_order() {
+    // Unbounded: neither split may starve the other, and event time must not go back.
+    let def = parse_ddl(BID_DDL);
+    let mut splits = Vec::new();
+    for subtask in 0..2 {
+        let mut source = NexmarkConnector
+            .create_source(source_context(&def, subtask, 2, 100))
+            .expect("creates");
+        for _ in 0..1 + 4 * subtask {
+            source.poll_next().expect("polls");
+        }
+        splits.extend(source.snapshot_splits().expect("snapshots"));
+    }
+    let mut ctx = source_context(&def, 0, 1, 100);
+    ctx.restored_splits = Some(splits.clone());
+    let mut source = NexmarkConnector.create_source(ctx).expect("restores");
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let SourceEvent::Batch(batch) = source.poll_next().expect("polls") else {
+            panic!("an unbounded source yields batches")
+        };
+        let time = batch.column(5).as_primitive::<TimestampMillisecondType>();
+        times.extend(time.values().iter().copied());
+    }
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "event time went back"
+    );
+    let after = source.snapshot_splits().expect("snapshots");
+    assert_eq!(after.len(), 2);
+    for (old, new) in splits.iter().zip(&after) {
+        assert!(
+            new["next"].as_u64() > old["next"].as_u64(),
+            "{old} did not advance"
+        );
+    }
+}
+
+#[test]
+fn finished_nexmark_source_records_no_splits_and_a_restore_without_splits_ends() {
+    let def = with_options(&parse_ddl(PERSON_DDL), &[("events.num", "500")]);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&def, 0, 1, 1000))
+        .expect("creates");
+    while !matches!(source.poll_next().expect("polls"), SourceEvent::End) {}
+    assert!(source.snapshot_splits().expect("snapshots").is_empty());
+
+    let mut ctx = source_context(&def, 0, 1, 1000);
+    ctx.restored_splits = Some(Vec::new());
+    let mut restored = NexmarkConnector.create_source(ctx).expect("restores");
+    assert!(matches!(
+        restored.poll_next().expect("polls"),
+        SourceEvent::End
+    ));
+}
+
+#[test]
+fn nexmark_split_of_another_table_or_proportion_is_refused_naming_both() {
+    let bid = parse_ddl(BID_DDL);
+    let mut source = NexmarkConnector
+        .create_source(source_context(&bid, 0, 1, 10))
+        .expect("creates");
+    let splits = source.snapshot_splits().expect("snapshots");
+
+    let restore = |def: &TableDef| {
+        let mut ctx = source_context(def, 0, 1, 10);
+        ctx.restored_splits = Some(splits.clone());
+        match NexmarkConnector.create_source(ctx) {
+            Ok(_) => panic!("restored a split of another table"),
+            Err(error) => error.to_string(),
+        }
+    };
+    let message = restore(&parse_ddl(PERSON_DDL));
+    assert!(
+        message.contains("`person`") && message.contains("'bid'"),
+        "{message}"
+    );
+    let message = restore(&with_options(&bid, &[("bid.proportion", "10")]));
+    assert!(message.contains("adding up to 50"), "{message}");
+}
+
+#[test]
+fn throttled_nexmark_restored_on_fewer_subtasks_keeps_the_tables_rate() {
+    // At 1000 events/s the first 50 ms bucket holds 46 bids for the whole table.
+    let def = with_options(&parse_ddl(BID_DDL), &[("events.rate", "1000")]);
+    let first_batch = |source: &mut Box<dyn Source>| match source.poll_next().expect("polls") {
+        SourceEvent::Batch(batch) => batch.num_rows(),
+        other => panic!("expected a batch, got {other:?}"),
+    };
+    let mut splits = Vec::new();
+    for subtask in 0..2 {
+        let mut source = NexmarkConnector
+            .create_source(source_context(&def, subtask, 2, 4096))
+            .expect("creates");
+        let rows = first_batch(&mut source);
+        assert!((20..=23).contains(&rows), "half the rate: {rows}");
+        splits.extend(source.snapshot_splits().expect("snapshots"));
+    }
+    let mut ctx = source_context(&def, 0, 1, 4096);
+    ctx.restored_splits = Some(splits);
+    let mut source = NexmarkConnector.create_source(ctx).expect("restores");
+    let rows = first_batch(&mut source);
+    assert!((44..=46).contains(&rows), "the whole rate: {rows}");
 }
 
 /// Measures single-core throughput; run with `--ignored` on an idle machine.

@@ -102,14 +102,21 @@ impl GroupKeys {
     }
 }
 
-/// The key groups of a batch's rows, computed when first asked for (most batches of a running
-/// job create no new group and never need them).
+/// The key groups of a batch's rows, computed when asked for: most batches of a running job
+/// create no new group and never need one, and many create only a few (a window's last keys),
+/// so the first few are hashed one row at a time and only then the whole batch at once.
 pub(crate) struct LazyKeyGroups<'a> {
     columns: &'a [ArrayRef],
     num_rows: usize,
     max_parallelism: usize,
+    /// Rows hashed one at a time so far.
+    singles: usize,
     groups: Option<Vec<KeyGroup>>,
 }
+
+/// Rows hashed one at a time before a batch is hashed whole (a row costs a few slices of the
+/// key columns; the whole batch, about as much as a hundred rows).
+const SINGLE_ROWS: usize = 32;
 
 impl<'a> LazyKeyGroups<'a> {
     /// Key groups of the key columns `columns` (from [`GroupKeys::columns`]).
@@ -118,20 +125,64 @@ impl<'a> LazyKeyGroups<'a> {
             columns,
             num_rows,
             max_parallelism,
+            singles: 0,
             groups: None,
         }
     }
 
     pub(crate) fn get(&mut self, row: usize) -> Result<KeyGroup> {
-        if self.groups.is_none() {
-            let hashes = hash_columns(self.columns, self.num_rows)?;
-            self.groups = Some(
-                hashes
-                    .into_iter()
-                    .map(|h| key_group(h, self.max_parallelism))
-                    .collect(),
-            );
+        if let Some(groups) = &self.groups {
+            return Ok(groups[row]);
         }
-        Ok(self.groups.as_ref().map_or(0, |g| g[row]))
+        if self.singles < SINGLE_ROWS {
+            self.singles += 1;
+            let columns: Vec<ArrayRef> = self.columns.iter().map(|c| c.slice(row, 1)).collect();
+            let hash = hash_columns(&columns, 1)?;
+            return Ok(hash
+                .first()
+                .map_or(0, |&h| key_group(h, self.max_parallelism)));
+        }
+        let hashes = hash_columns(self.columns, self.num_rows)?;
+        let groups: Vec<KeyGroup> = hashes
+            .into_iter()
+            .map(|h| key_group(h, self.max_parallelism))
+            .collect();
+        let group = groups[row];
+        self.groups = Some(groups);
+        Ok(group)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int32Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn key_groups_of_single_rows_equal_those_of_the_whole_batch() {
+        let n = 200;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from_iter(
+                (0..n as i32).map(|i| (i % 7 != 0).then_some(i)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("k{i}")),
+            )),
+        ];
+        let whole: Vec<KeyGroup> = hash_columns(&columns, n)
+            .unwrap()
+            .into_iter()
+            .map(|h| key_group(h, 128))
+            .collect();
+        let mut lazy = LazyKeyGroups::new(&columns, n, 128);
+        // Past the single-row budget the rest come from one pass over the batch.
+        let rows: Vec<usize> = (0..n).rev().step_by(3).chain(0..n).collect();
+        for row in rows {
+            assert_eq!(lazy.get(row).unwrap(), whole[row], "row {row}");
+        }
     }
 }

@@ -98,17 +98,37 @@ pub(super) fn aligned(
     let nulls = times.nulls().filter(|n| n.null_count() > 0);
     contributed.clear();
     contributed.resize(n, false);
+    // TUMBLE and HOP give every time in one `cell` (a window, a slide) the same windows.
+    let cell = match kind {
+        WindowKind::Tumble { size, offset } => Some((size, offset)),
+        WindowKind::Hop { slide, offset, .. } => Some((slide, offset)),
+        _ => None,
+    };
     for pass in 0..passes(kind) {
         ctx.slots.clear();
         ctx.slots.resize(n, NO_SLOT);
         // The window of the previous row and its entry, reused while rows stay in it.
         let mut current: Option<(Timestamp, Timestamp)> = None;
         let mut entry = None;
+        // The previous row's cell `[lo, hi)` and window: rows mostly come in time order, so
+        // a range check usually replaces the division that finds a row's window.
+        let mut cached: Option<(Timestamp, Timestamp, Option<(Timestamp, Timestamp)>)> = None;
         for (i, &t) in values.iter().enumerate() {
             if nulls.is_some_and(|nulls| nulls.is_null(i)) {
                 continue;
             }
-            let Some((start, end)) = window(kind, t, pass) else {
+            let found = match cached {
+                Some((lo, hi, found)) if lo <= t && t < hi => found,
+                _ => {
+                    let found = window(kind, t, pass);
+                    if let Some((width, offset)) = cell {
+                        let lo = t.wrapping_sub(t.wrapping_sub(offset).rem_euclid(width));
+                        cached = Some((lo, lo.wrapping_add(width), found));
+                    }
+                    found
+                }
+            };
+            let Some((start, end)) = found else {
                 continue;
             };
             if fired(end, ctx.watermark) {

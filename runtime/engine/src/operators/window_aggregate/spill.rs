@@ -50,10 +50,24 @@ pub(super) fn maybe_spill(
     if windows.in_memory <= limit {
         return Ok(());
     }
+    spill_down_to(windows, core, store, limit / 2, operator)
+}
+
+/// Spill whole windows, latest first, until at most `target` entries are in memory (0 at a
+/// checkpoint: the backend then holds the operator's whole state).
+pub(super) fn spill_down_to(
+    windows: &mut Windows,
+    core: Option<&mut Core>,
+    store: &mut Store,
+    target: usize,
+    operator: &str,
+) -> Result<()> {
     let Some(core) = core else {
         return Ok(());
     };
-    let target = limit / 2;
+    if windows.in_memory <= target {
+        return Ok(());
+    }
     let round = store.round;
     store.round += 1;
     let mut ops = Vec::new();
@@ -158,4 +172,49 @@ pub(super) fn restore_spilled_key(
     }
     store.backend.write_batch(deletes)?;
     Ok(())
+}
+
+/// After a restore: find every window (and, for SESSION, every key's sessions) whose entries
+/// are in the backend, and continue spill rounds after the highest one found, so a new spill
+/// never overwrites a restored one.
+pub(super) fn rediscover(windows: &mut Windows, store: &mut Store, sessions: bool) -> Result<()> {
+    let window_len = 16;
+    for (key_group, k, _) in store.backend.scan_state(store.id)? {
+        if k.len() < window_len + SPILL_SUFFIX {
+            continue;
+        }
+        let end = unorder(&k[0..8]);
+        let start = unorder(&k[8..16]);
+        let mut round = [0u8; SPILL_SUFFIX];
+        round.copy_from_slice(&k[k.len() - SPILL_SUFFIX..]);
+        store.round = store.round.max(u64::from_be_bytes(round) + 1);
+        windows
+            .map
+            .entry((end, start))
+            .or_default()
+            .spilled
+            .insert(key_group);
+        if sessions {
+            let key = &k[window_len..k.len() - SPILL_SUFFIX];
+            match windows.sessions.get_mut(key) {
+                Some(list) => {
+                    if !list.contains(&(start, end)) {
+                        list.push((start, end));
+                        list.sort_unstable();
+                    }
+                }
+                None => {
+                    windows.sessions.insert(key, vec![(start, end)]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The inverse of [`order_bytes`].
+fn unorder(bytes: &[u8]) -> Timestamp {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(bytes);
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
 }

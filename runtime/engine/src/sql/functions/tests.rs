@@ -76,6 +76,34 @@ fn strings(value: ColumnarValue) -> Vec<Option<String>> {
 const MILLIS: i64 = 1_709_802_302_045;
 
 #[test]
+fn to_timestamp_ltz_keeps_milliseconds_and_nulls_whether_or_not_all_are_in_range() {
+    let in_range = vec![Some(MILLIS), None, Some(-1)];
+    let mut out_of_range = in_range.clone();
+    out_of_range.push(Some(i64::MAX));
+    for values in [in_range, out_of_range] {
+        let result = call(
+            "to_timestamp_ltz",
+            vec![
+                col(Int64Array::from(values.clone())),
+                lit(ScalarValue::Int32(Some(3))),
+            ],
+        )
+        .expect("to_timestamp_ltz");
+        let result = array(result);
+        assert_eq!(result.data_type(), &types::timestamp_ltz_type());
+        let result: Vec<Option<i64>> = result
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .collect();
+        let expected: Vec<Option<i64>> = values
+            .iter()
+            .map(|v| v.filter(|&ms| ms != i64::MAX))
+            .collect();
+        assert_eq!(result, expected);
+    }
+}
+
+#[test]
 fn to_timestamp_ltz_reads_seconds_and_milliseconds_of_any_numeric_type() {
     let seconds = call(
         "to_timestamp_ltz",

@@ -3,7 +3,8 @@
 //!
 //! Refused: ORDER BY, LIMIT/OFFSET/FETCH, window functions (`OVER`), SELECT DISTINCT, set
 //! operations other than UNION ALL, subqueries in expressions, LATERAL/UNNEST, table functions,
-//! MATCH_RECOGNIZE, GROUPING SETS/ROLLUP/CUBE, and joins other than `[INNER] JOIN … ON`.
+//! MATCH_RECOGNIZE, GROUPING SETS/ROLLUP/CUBE, and joins other than `[INNER | LEFT | RIGHT |
+//! FULL [OUTER]] JOIN … ON` (the planner decides which outer joins it can run: window joins).
 //! Locations come from the AST's spans; when the script's tokens are at hand they are used to
 //! point at the keyword itself (`ORDER`, `UNION`, `LEFT`, …), which the AST does not keep.
 
@@ -292,13 +293,12 @@ impl Checker<'_> {
             let at = self.join_keyword(relation.start);
             let constraint = match &join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) => c,
-                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => {
-                    return refuse(at, unsupported_join("LEFT JOIN"));
-                }
-                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
-                    return refuse(at, unsupported_join("RIGHT JOIN"));
-                }
-                JoinOperator::FullOuter(_) => return refuse(at, unsupported_join("FULL JOIN")),
+                // Outer window joins run; the planner refuses the other outer joins.
+                JoinOperator::Left(c)
+                | JoinOperator::LeftOuter(c)
+                | JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c)
+                | JoinOperator::FullOuter(c) => c,
                 JoinOperator::CrossJoin(_) => return refuse(at, unsupported_join("CROSS JOIN")),
                 _ => return refuse(at, unsupported_join("this kind of join")),
             };

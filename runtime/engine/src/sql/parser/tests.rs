@@ -302,24 +302,8 @@ fn each_unsupported_query_construct_is_refused_at_its_keyword() {
             36,
             "CUBE",
         ),
-        (
-            "SELECT a FROM t LEFT JOIN u ON t.a = u.a",
-            2,
-            17,
-            "LEFT JOIN",
-        ),
-        (
-            "SELECT a FROM t RIGHT OUTER JOIN u ON t.a = u.a",
-            2,
-            17,
-            "RIGHT JOIN",
-        ),
-        (
-            "SELECT a FROM t FULL OUTER JOIN u ON t.a = u.a",
-            2,
-            17,
-            "FULL JOIN",
-        ),
+        // LEFT/RIGHT/FULL OUTER JOIN … ON parse: the planner runs them as window joins and
+        // refuses the rest (see `sql::planner::tests`).
         ("SELECT a FROM t CROSS JOIN u", 2, 17, "CROSS JOIN"),
         ("SELECT a FROM t NATURAL JOIN u", 2, 17, "NATURAL JOIN"),
         ("SELECT a FROM t JOIN u USING (a)", 2, 24, "USING"),

@@ -46,7 +46,13 @@ use crate::operators::window_assign::WindowAssign;
 use crate::sql::context::PlanningContext;
 use crate::types;
 
+mod attributes;
+mod interval;
 mod join;
+mod window_join;
+mod windowed;
+
+use attributes::{Attributes, passed_through};
 
 /// Job-wide settings that shape the plan.
 #[derive(Debug, Clone)]
@@ -97,6 +103,8 @@ struct Stream {
     df: Arc<DFSchema>,
     updating: bool,
     parallelism: usize,
+    /// Time attributes and window columns.
+    attrs: Attributes,
 }
 
 impl Stream {
@@ -107,7 +115,21 @@ impl Stream {
             schema,
             updating,
             parallelism,
+            attrs: Attributes::default(),
         })
+    }
+
+    fn with_attrs(mut self, attrs: Attributes) -> Self {
+        self.attrs = attrs;
+        self
+    }
+
+    /// The index of a plain column reference into this stream.
+    fn index_of(&self, expr: &Expr) -> Option<usize> {
+        match expr {
+            Expr::Column(c) => self.df.index_of_column(c).ok(),
+            _ => None,
+        }
     }
 
     /// A reference to column `i`, as the plan's expressions over this stream name it.
@@ -158,6 +180,9 @@ struct Planner<'a> {
     tables: HashMap<String, BoundTable>,
     views: HashMap<String, LogicalPlan>,
     windows: HashMap<String, WindowTvfDef>,
+    /// Each source table is read once, whatever reads it (Flink's
+    /// `table.optimizer.reuse-source-enabled`): the streams built so far, by table.
+    sources: HashMap<String, Stream>,
     /// The statement being planned, for errors that have no finer location.
     location: SqlLocation,
 }
@@ -179,6 +204,7 @@ impl<'a> Planner<'a> {
             tables: HashMap::new(),
             views: HashMap::new(),
             windows: HashMap::new(),
+            sources: HashMap::new(),
             location: SqlLocation { line: 1, column: 1 },
         }
     }
@@ -532,12 +558,23 @@ impl<'a> Planner<'a> {
                 let input = self.translate(&p.input)?;
                 let schema = unqualified_schema(p.schema.as_arrow());
                 let name = format!("Calc(select=[{}])", field_list(&schema));
-                self.add_calc(&input, None, Some((p.expr.clone(), schema)), name)
+                let mapping: Vec<Option<usize>> = p
+                    .expr
+                    .iter()
+                    .map(|e| passed_through(e, |c| input.index_of(c)))
+                    .collect();
+                let attrs = input.attrs.project(&mapping);
+                Ok(self
+                    .add_calc(&input, None, Some((p.expr.clone(), schema)), name)?
+                    .with_attrs(attrs))
             }
             LogicalPlan::Filter(f) => {
                 let input = self.translate(&f.input)?;
                 let name = format!("Calc(where=[{}])", f.predicate.human_display());
-                self.add_calc(&input, Some(&f.predicate), None, name)
+                let attrs = input.attrs.clone();
+                Ok(self
+                    .add_calc(&input, Some(&f.predicate), None, name)?
+                    .with_attrs(attrs))
             }
             LogicalPlan::SubqueryAlias(a) => self.translate(&a.input),
             LogicalPlan::TableScan(scan) => {
@@ -556,21 +593,35 @@ impl<'a> Planner<'a> {
                         let exprs: Vec<Expr> = indices.iter().map(|i| stream.column(*i)).collect();
                         let schema = Arc::new(stream.schema.project(indices)?);
                         let name = format!("Calc(select=[{}])", field_list(&schema));
-                        self.add_calc(&stream, None, Some((exprs, schema)), name)
+                        let mapping: Vec<Option<usize>> =
+                            indices.iter().map(|i| Some(*i)).collect();
+                        let attrs = stream.attrs.project(&mapping);
+                        Ok(self
+                            .add_calc(&stream, None, Some((exprs, schema)), name)?
+                            .with_attrs(attrs))
                     }
                     _ => Ok(stream),
                 }
             }
             LogicalPlan::Aggregate(agg) => match self.find_window(&agg.input)? {
                 Some((window, filters)) => self.window_aggregate(agg, &window, &filters),
-                None => self.group_aggregate(agg),
+                None => {
+                    let input = self.translate(&agg.input)?;
+                    match self.window_of_grouping(agg, &input)? {
+                        Some(window) => self.window_aggregate_over_columns(agg, input, window),
+                        None => self.group_aggregate(agg, input),
+                    }
+                }
             },
             LogicalPlan::Union(u) => {
                 let mut inputs = Vec::new();
                 for input in &u.inputs {
                     inputs.push(self.translate(input)?);
                 }
-                self.union(inputs, unqualified_schema(u.schema.as_arrow()))
+                let attrs: Vec<Attributes> = inputs.iter().map(|s| s.attrs.clone()).collect();
+                Ok(self
+                    .union(inputs, unqualified_schema(u.schema.as_arrow()))?
+                    .with_attrs(Attributes::intersect(&attrs)))
             }
             LogicalPlan::Join(join) => self.plan_join(join),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(Error::unsupported(
@@ -593,6 +644,9 @@ impl<'a> Planner<'a> {
     }
 
     fn source_stream(&mut self, name: &str) -> Result<Stream> {
+        if let Some(stream) = self.sources.get(name) {
+            return Ok(stream.clone());
+        }
         let table = &self.tables[name];
         let def = table.def.clone();
         let connector = connectors::connector_for(&def)?;
@@ -649,22 +703,38 @@ impl<'a> Planner<'a> {
             self.graph
                 .connect(stream.node, node, 0, Partitioning::Forward);
             stream.node = node;
+            stream.attrs.time.insert(rowtime);
         }
+        self.sources.insert(name.to_string(), stream.clone());
         Ok(stream)
     }
 
     /// The stream of a window TVF's input (a table or view), before any window is assigned.
     fn window_input(&mut self, window: &WindowTvfDef) -> Result<Stream> {
-        if self.tables.contains_key(&window.input) {
-            self.source_stream(&window.input)?.unqualified()
+        let input = if self.tables.contains_key(&window.input) {
+            self.source_stream(&window.input)?.unqualified()?
         } else if let Some(view) = self.views.get(&window.input).cloned() {
-            self.translate(&view)?.unqualified()
+            self.translate(&view)?.unqualified()?
         } else {
-            Err(Error::sql(
+            return Err(Error::sql(
                 window.location,
                 format!("unknown table or view `{}`", window.input),
-            ))
+            ));
+        };
+        // Flink's check: the DESCRIPTOR column must still be a rowtime attribute.
+        let time = time_column_index(window, &input.schema)?;
+        if !input.attrs.time.contains(&time) {
+            return Err(Error::sql(
+                window.location,
+                format!(
+                    "the window function requires the time column `{}` to be a time attribute, but it is a regular {} in `{}` (declare a WATERMARK for it on the source table; a computed expression, a regular join or a GROUP BY turns a time attribute into a regular timestamp)",
+                    window.time_column,
+                    types::flink_type_name(input.schema.field(time).data_type()),
+                    window.input
+                ),
+            ));
         }
+        Ok(input)
     }
 
     fn window_assign_stream(&mut self, window: &WindowTvfDef) -> Result<Stream> {
@@ -709,7 +779,17 @@ impl<'a> Planner<'a> {
         );
         self.graph
             .connect(input.node, node, 0, Partitioning::Forward);
-        Stream::new(node, schema, false, input.parallelism)
+        let n = schema.fields().len();
+        let attrs = Attributes {
+            time: [n - 1].into(),
+            window: Some(attributes::WindowColumns {
+                starts: [n - 3].into(),
+                ends: [n - 2].into(),
+                times: [n - 1].into(),
+                function: window.function,
+            }),
+        };
+        Ok(Stream::new(node, schema, false, input.parallelism)?.with_attrs(attrs))
     }
 
     /// Below an aggregate: a window TVF reached through aliases and filters, if there is one.
@@ -806,12 +886,13 @@ impl<'a> Planner<'a> {
         let keys: Vec<usize> = (1..=key_exprs.len()).collect();
         let output_schema = unqualified_schema(agg.schema.as_arrow());
         let kind = window_kind(&window.function);
+        let input_schema = pre.schema.clone();
         let spec = WindowAggregateSpec {
             window: kind,
             time_column: 0,
             key_columns: keys.clone(),
             aggregates: calls,
-            output,
+            output: output.clone(),
             output_schema: output_schema.clone(),
         };
         let parallelism = if keys.is_empty() {
@@ -835,12 +916,15 @@ impl<'a> Planner<'a> {
             NodeKind::Operator {
                 factory: Arc::new(move |task: &TaskInfo, state: &StateProvider| {
                     let backend = state.open(&task.uid, task.subtask)?;
-                    Ok(Box::new(WindowAggregate::new(
-                        spec.clone(),
-                        task.clone(),
-                        backend,
-                        weir_state::StateId(0),
-                    )?) as Box<dyn Operator>)
+                    Ok(Box::new(
+                        WindowAggregate::new(
+                            spec.clone(),
+                            task.clone(),
+                            backend,
+                            weir_state::StateId(0),
+                        )?
+                        .with_input_schema(input_schema.clone()),
+                    ) as Box<dyn Operator>)
                 }),
             },
             output_schema.clone(),
@@ -848,14 +932,15 @@ impl<'a> Planner<'a> {
         );
         self.graph
             .connect(pre.node, node, 0, Partitioning::Hash(keys));
-        Stream::new(node, output_schema, false, parallelism)
+        let attrs = windowed::output_attributes(&output, window.function);
+        Ok(Stream::new(node, output_schema, false, parallelism)?.with_attrs(attrs))
     }
 
     fn group_aggregate(
         &mut self,
         agg: &datafusion_expr::logical_plan::Aggregate,
+        input: Stream,
     ) -> Result<Stream> {
-        let input = self.translate(&agg.input)?;
         let key_count = agg.group_expr.len();
         let (calls, arg_exprs) = self.aggregate_calls(agg, key_count)?;
         let mut exprs: Vec<Expr> = agg.group_expr.clone();
@@ -1362,3 +1447,7 @@ fn df_error(e: DataFusionError, fallback: SqlLocation) -> Error {
         .to_string();
     Error::sql(location, message)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Upload threads: turn the local snapshots tasks hand over at a barrier into uploaded,
+//! verified state handles, so task threads go back to processing while files upload
+//! (Flink's asynchronous snapshot phase).
+//!
+//! Checkpoints upload RocksDB's native snapshot files, reusing every SST file a completed
+//! checkpoint already uploaded (incremental checkpoints). Savepoints and the in-memory backend
+//! write the canonical format: one file per non-empty key group, readable at any parallelism.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use weir_checkpoint::CheckpointStorage;
+use weir_checkpoint::metadata::{KeyGroupFile, KeyedStateHandle, RocksFile, SubtaskState};
+use weir_state::{Entry, KeyGroup, LocalSnapshot, RocksDbBackend, StateBackend, canonical};
+
+use super::{Event, NodeRef, NodeSnapshot, NodeState, SnapshotOf, TaskSnapshot};
+use crate::dataflow::key_group::key_group_range;
+use crate::error::{Error, Result};
+
+/// Where the files of one checkpoint or savepoint go.
+#[derive(Clone)]
+pub struct Destination {
+    /// The folder the metadata's relative paths resolve against.
+    pub root: CheckpointStorage,
+    /// Prefix of every file under `root` (`shared/` for checkpoints, empty for savepoints).
+    pub prefix: String,
+    /// Write canonical key-group files (savepoints), never native RocksDB files.
+    pub canonical: bool,
+}
+
+/// SST files a completed checkpoint uploaded, per (uid, subtask): later checkpoints refer to
+/// them instead of uploading them again. Only files of *completed* checkpoints are reused, so
+/// a file from a failed (maybe truncated) upload is never trusted.
+pub type ConfirmedFiles = Arc<Mutex<HashMap<(String, usize), HashMap<String, RocksFile>>>>;
+
+/// Shared by the coordinator (which registers destinations and confirms files) and the upload
+/// threads.
+#[derive(Clone)]
+pub struct UploadContext {
+    pub destinations: Arc<Mutex<HashMap<u64, Destination>>>,
+    /// Where final snapshots of finished tasks go: the job's checkpoint folder.
+    pub final_destination: Option<Destination>,
+    pub confirmed: ConfirmedFiles,
+    pub attempt: u64,
+    pub max_parallelism: usize,
+}
+
+/// A pool of upload threads fed by a channel.
+pub struct Uploader {
+    tx: Option<Sender<TaskSnapshot>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Uploader {
+    pub fn start(threads: usize, ctx: UploadContext, events: Sender<Event>) -> Result<Uploader> {
+        let (tx, rx) = crossbeam_channel::unbounded::<TaskSnapshot>();
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let rx: Receiver<TaskSnapshot> = rx.clone();
+            let ctx = ctx.clone();
+            let events = events.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("upload-{i}"))
+                .spawn(move || {
+                    for snapshot in rx {
+                        let (task, of) = (snapshot.task, snapshot.of);
+                        let committables: Vec<(NodeRef, serde_json::Value)> = snapshot
+                            .nodes
+                            .iter()
+                            .filter_map(|n| Some((n.node.clone(), n.committable.clone()?)))
+                            .collect();
+                        let event = match upload_task(&ctx, snapshot) {
+                            Ok(nodes) => Event::Acknowledged { task, of, nodes },
+                            Err(e) => Event::Declined {
+                                task,
+                                of,
+                                reason: e.to_string(),
+                                committables,
+                            },
+                        };
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::execution("checkpoint", format!("cannot start thread: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(Uploader {
+            tx: Some(tx),
+            threads: handles,
+        })
+    }
+
+    pub fn sender(&self) -> Option<Sender<TaskSnapshot>> {
+        self.tx.clone()
+    }
+
+    /// Stop taking work and wait for the uploads under way.
+    pub fn shutdown(mut self) {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn upload_task(ctx: &UploadContext, snapshot: TaskSnapshot) -> Result<Vec<NodeState>> {
+    let (destination, id) = match snapshot.of {
+        SnapshotOf::Barrier(barrier) => {
+            let destinations = ctx
+                .destinations
+                .lock()
+                .map_err(|_| Error::execution("checkpoint", "destination table poisoned"))?;
+            let destination = destinations.get(&barrier.id).cloned().ok_or_else(|| {
+                Error::execution(
+                    "checkpoint",
+                    format!("checkpoint {} is no longer pending", barrier.id),
+                )
+            })?;
+            (destination, format!("c{}", barrier.id))
+        }
+        SnapshotOf::Final => (
+            ctx.final_destination.clone().ok_or_else(|| {
+                Error::execution("checkpoint", "final snapshot without a checkpoint dir")
+            })?,
+            "final".to_string(),
+        ),
+    };
+    let mut states = Vec::with_capacity(snapshot.nodes.len());
+    for node in snapshot.nodes {
+        states.push(upload_node(ctx, &destination, &id, node)?);
+    }
+    Ok(states)
+}
+
+fn upload_node(
+    ctx: &UploadContext,
+    destination: &Destination,
+    id: &str,
+    node: NodeSnapshot,
+) -> Result<NodeState> {
+    let NodeSnapshot {
+        node,
+        keyed,
+        operator_state,
+        splits,
+        committable,
+    } = node;
+    // Names never repeat: the node, its subtask, this attempt and this checkpoint.
+    let stem = format!(
+        "{}{}-{}-a{}-{id}",
+        destination.prefix, node.uid, node.subtask, ctx.attempt
+    );
+    let range = key_group_range(node.subtask, ctx.max_parallelism, node.parallelism);
+    let keyed = match keyed {
+        None => None,
+        Some(LocalSnapshot::Entries(groups)) => {
+            let mut files = Vec::new();
+            for (key_group, entries) in groups {
+                files.push(put_key_group(destination, &stem, key_group, &entries)?);
+            }
+            Some(KeyedStateHandle::Canonical { key_groups: files })
+        }
+        Some(LocalSnapshot::RocksDb { dir, files }) => {
+            let handle = if destination.canonical {
+                canonical_from_rocksdb(destination, &stem, &dir, range)
+            } else {
+                upload_rocksdb(ctx, destination, &stem, &node.uid, node.subtask, &dir, &files)
+                    .map(|files| KeyedStateHandle::RocksDb {
+                        key_group_start: *range.start(),
+                        key_group_end: *range.end(),
+                        files,
+                    })
+            };
+            // The hard links are no longer needed either way.
+            let _ = std::fs::remove_dir_all(&dir);
+            Some(handle?)
+        }
+    };
+    let subtask = node.subtask;
+    Ok(NodeState {
+        node,
+        state: SubtaskState {
+            subtask: subtask as u32,
+            keyed,
+            operator_state,
+            splits,
+            // A list: pre-commits of failed checkpoints join the next one (coordinator).
+            committable: committable.map(|c| serde_json::Value::Array(vec![c])),
+        },
+    })
+}
+
+fn put_key_group(
+    destination: &Destination,
+    stem: &str,
+    key_group: KeyGroup,
+    entries: &[Entry],
+) -> Result<KeyGroupFile> {
+    let file = format!("{stem}-kg{key_group}");
+    let bytes = Bytes::from(canonical::encode(key_group, entries));
+    let size = with_retries(|| destination.root.put_verified(&file, bytes.clone()))?;
+    Ok(KeyGroupFile {
+        key_group,
+        file,
+        size,
+    })
+}
+
+/// A savepoint of RocksDB state: iterate the native snapshot and write one canonical file per
+/// key group, holding one key group in memory at a time.
+fn canonical_from_rocksdb(
+    destination: &Destination,
+    stem: &str,
+    dir: &Path,
+    range: std::ops::RangeInclusive<KeyGroup>,
+) -> Result<KeyedStateHandle> {
+    let db = RocksDbBackend::open_read_only(dir)?;
+    let mut files = Vec::new();
+    let mut current: Option<KeyGroup> = None;
+    let mut entries: Vec<Entry> = Vec::new();
+    db.for_each_entry(range, &mut |key_group, entry| {
+        if current != Some(key_group) {
+            if let Some(done) = current
+                && !entries.is_empty()
+            {
+                let file = put_key_group(destination, stem, done, &entries)
+                    .map_err(weir_state::Error::visitor)?;
+                files.push(file);
+            }
+            entries.clear();
+            current = Some(key_group);
+        }
+        entries.push(entry.clone());
+        Ok(())
+    })?;
+    if let Some(done) = current
+        && !entries.is_empty()
+    {
+        files.push(put_key_group(destination, stem, done, &entries)?);
+    }
+    Ok(KeyedStateHandle::Canonical { key_groups: files })
+}
+
+/// Upload a native RocksDB snapshot: SST files a completed checkpoint already holds are
+/// referred to, everything else is uploaded under a new name.
+fn upload_rocksdb(
+    ctx: &UploadContext,
+    destination: &Destination,
+    stem: &str,
+    uid: &str,
+    subtask: usize,
+    dir: &Path,
+    files: &[String],
+) -> Result<Vec<RocksFile>> {
+    let confirmed: HashMap<String, RocksFile> = ctx
+        .confirmed
+        .lock()
+        .map_err(|_| Error::execution("checkpoint", "confirmed-file table poisoned"))?
+        .get(&(uid.to_string(), subtask))
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(files.len());
+    for name in files {
+        if name.ends_with(".sst")
+            && let Some(file) = confirmed.get(name)
+        {
+            out.push(file.clone());
+            continue;
+        }
+        let file = format!("{stem}-{name}");
+        let local = dir.join(name);
+        let size = with_retries(|| destination.root.upload_file(&file, &local))?;
+        out.push(RocksFile {
+            name: name.clone(),
+            file,
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// Uploads retried this many times after a failure (a failed or short write): object stores
+/// fail single requests now and then, and one bad request should not cost a checkpoint.
+const UPLOAD_RETRIES: u32 = 3;
+
+fn with_retries<T>(
+    mut upload: impl FnMut() -> weir_checkpoint::Result<T>,
+) -> Result<T> {
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match upload() {
+            Ok(value) => return Ok(value),
+            Err(e) if attempt < UPLOAD_RETRIES => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "upload failed; retrying");
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

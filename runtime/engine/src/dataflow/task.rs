@@ -1,0 +1,443 @@
+//! One task: a chain of operators for one parallel subtask, fed by a source or by its input
+//! channels, ending in a sink or in output edges. Runs on its own thread.
+//!
+//! Checkpoints: a source task injects a barrier when the coordinator triggers one; a task with
+//! input channels aligns the barrier (a channel that delivered it is held back until every
+//! open channel has), then every node of the chain snapshots, the barrier goes downstream,
+//! and the snapshot goes to the upload threads — processing does not wait for the upload.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::Value;
+
+use crate::checkpoint::{NodeRef, NodeSnapshot, SnapshotOf, TaskSnapshot, Trigger};
+use crate::connectors::{Sink, Source, SourceEvent};
+use crate::dataflow::exchange::{Envelope, OutputEdge};
+use crate::dataflow::message::{Barrier, MAX_WATERMARK, Message, Timestamp};
+use crate::dataflow::metrics::JobMetrics;
+use crate::dataflow::operator::{Emitted, Operator, Output, SnapshotContext};
+use crate::dataflow::watermark::WatermarkTracker;
+use crate::error::{Error, Result};
+
+pub(crate) enum Head {
+    Source {
+        source: Box<dyn Source>,
+        node: NodeRef,
+        /// Barriers to inject, from the coordinator (only when checkpointing).
+        triggers: Option<Receiver<Trigger>>,
+    },
+    Input {
+        rx: Receiver<Envelope>,
+        /// Input index (0 or 1) of each channel.
+        inputs: Vec<usize>,
+    },
+}
+
+pub(crate) enum Tail {
+    Sink {
+        sink: Box<dyn Sink>,
+        node: NodeRef,
+        /// This sink subtask's slot in the job metrics.
+        index: usize,
+    },
+    Outputs(Vec<OutputEdge>),
+}
+
+pub(crate) struct Chain {
+    pub operators: Vec<Box<dyn Operator>>,
+    pub nodes: Vec<NodeRef>,
+    pub tail: Tail,
+    pub metrics: Arc<JobMetrics>,
+}
+
+impl Chain {
+    fn push_batch(&mut self, at: usize, input: usize, batch: RecordBatch) -> Result<()> {
+        if at == self.operators.len() {
+            return self.tail_batch(batch);
+        }
+        let mut out = Output::default();
+        self.operators[at].process_batch(input, batch, &mut out)?;
+        self.forward(at + 1, out)
+    }
+
+    fn push_watermark(&mut self, at: usize, watermark: Timestamp) -> Result<()> {
+        if at == self.operators.len() {
+            return self.tail_message(Message::Watermark(watermark));
+        }
+        let mut out = Output::default();
+        self.operators[at].process_watermark(watermark, &mut out)?;
+        self.forward(at + 1, out)
+    }
+
+    fn forward(&mut self, at: usize, out: Output) -> Result<()> {
+        for item in out.items {
+            match item {
+                Emitted::Batch(b) => self.push_batch(at, 0, b)?,
+                Emitted::Watermark(w) => self.push_watermark(at, w)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish operators head to tail, each one's last output flowing through the rest.
+    fn finish_operators(&mut self) -> Result<()> {
+        for i in 0..self.operators.len() {
+            let mut out = Output::default();
+            self.operators[i].finish(&mut out)?;
+            self.forward(i + 1, out)?;
+            self.metrics
+                .add_late_rows(self.operators[i].late_rows_dropped());
+        }
+        Ok(())
+    }
+
+    fn tail_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        match &mut self.tail {
+            Tail::Sink { sink, .. } => {
+                self.metrics.add_rows_out(batch.num_rows() as u64);
+                sink.write(&batch)
+            }
+            Tail::Outputs(outputs) => {
+                let last = outputs.len().saturating_sub(1);
+                for (i, o) in outputs.iter_mut().enumerate() {
+                    if i == last {
+                        return o.send_batch(batch);
+                    }
+                    o.send_batch(batch.clone())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn tail_message(&mut self, message: Message) -> Result<()> {
+        match &mut self.tail {
+            Tail::Sink { index, .. } => {
+                if let Message::Watermark(w) = message {
+                    self.metrics.set_sink_watermark(*index, w);
+                }
+                Ok(())
+            }
+            Tail::Outputs(outputs) => {
+                for o in outputs {
+                    o.broadcast(message.clone())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Snapshot every stateful node of the chain; the sink pre-commits.
+    fn snapshot(
+        &mut self,
+        of: SnapshotOf,
+        scratch: &std::path::Path,
+        nodes: &mut Vec<NodeSnapshot>,
+    ) -> Result<()> {
+        let (id, savepoint, label) = match of {
+            SnapshotOf::Barrier(b) => (b.id, b.is_savepoint(), b.id.to_string()),
+            SnapshotOf::Final => (u64::MAX, false, "final".to_string()),
+        };
+        for (op, node) in self.operators.iter_mut().zip(&self.nodes) {
+            let ctx = SnapshotContext {
+                checkpoint_id: id,
+                savepoint,
+                scratch: scratch.join(format!("{}-{}-{label}", node.uid, node.subtask)),
+            };
+            if let Some(s) = op.snapshot(&ctx)? {
+                let mut snapshot = NodeSnapshot::new(node.clone());
+                snapshot.keyed = s.keyed;
+                snapshot.operator_state = s.operator_state;
+                nodes.push(snapshot);
+            }
+        }
+        if let Tail::Sink { sink, node, .. } = &mut self.tail {
+            let mut snapshot = NodeSnapshot::new(node.clone());
+            snapshot.committable = sink.pre_commit(id)?;
+            nodes.push(snapshot);
+        }
+        Ok(())
+    }
+}
+
+/// What a task needs for checkpoints; absent when the job takes none.
+pub(crate) struct TaskCheckpointing {
+    pub uploads: Sender<TaskSnapshot>,
+    /// Where backends put their local snapshots before upload.
+    pub scratch: PathBuf,
+}
+
+pub(crate) struct Task {
+    pub index: usize,
+    pub name: String,
+    pub head: Head,
+    pub chain: Chain,
+    pub cancel: Arc<AtomicBool>,
+    pub idle_timeout: Option<Duration>,
+    pub checkpointing: Option<TaskCheckpointing>,
+}
+
+impl Task {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    pub fn run(mut self) -> Result<()> {
+        tracing::debug!(task = %self.name, "task started");
+        let head = std::mem::replace(
+            &mut self.head,
+            Head::Input {
+                rx: crossbeam_channel::never(),
+                inputs: Vec::new(),
+            },
+        );
+        let result = match head {
+            Head::Source {
+                source,
+                node,
+                triggers,
+            } => self.run_source(source, node, triggers),
+            Head::Input { rx, inputs } => self.run_input(rx, inputs),
+        };
+        match result {
+            // A send that failed because the job was cancelled is not a failure of its own.
+            Err(_) if self.cancelled() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Snapshot the chain for `of`, hand it to the upload threads, and for a barrier send it
+    /// downstream.
+    fn checkpoint(&mut self, of: SnapshotOf, source: Option<(NodeRef, Vec<Value>)>) -> Result<()> {
+        let Some(checkpointing) = &self.checkpointing else {
+            return Ok(());
+        };
+        let scratch = checkpointing.scratch.clone();
+        let mut nodes = Vec::new();
+        if let Some((node, splits)) = source {
+            let mut snapshot = NodeSnapshot::new(node);
+            snapshot.splits = splits;
+            nodes.push(snapshot);
+        }
+        self.chain.snapshot(of, &scratch, &mut nodes)?;
+        let snapshot = TaskSnapshot {
+            task: self.index,
+            of,
+            nodes,
+        };
+        if let Some(checkpointing) = &self.checkpointing {
+            checkpointing
+                .uploads
+                .send(snapshot)
+                .map_err(|_| Error::execution(&self.name, "the checkpoint coordinator stopped"))?;
+        }
+        if let SnapshotOf::Barrier(barrier) = of {
+            self.chain.tail_message(Message::Barrier(barrier))?;
+        }
+        Ok(())
+    }
+
+    /// The inputs ended: finish the operators, then either take the final snapshot (the
+    /// coordinator commits the sink's output with the final checkpoint) or finish the sink.
+    fn finish(&mut self, source: Option<(NodeRef, Vec<Value>)>) -> Result<()> {
+        self.chain.finish_operators()?;
+        if self.checkpointing.is_some() {
+            self.checkpoint(SnapshotOf::Final, source)?;
+        } else if let Tail::Sink { sink, .. } = &mut self.chain.tail {
+            sink.finish()?;
+        }
+        if let Tail::Outputs(outputs) = &mut self.chain.tail {
+            for o in outputs {
+                o.broadcast(Message::End)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_source(
+        &mut self,
+        mut source: Box<dyn Source>,
+        node: NodeRef,
+        triggers: Option<Receiver<Trigger>>,
+    ) -> Result<()> {
+        let mut last_data = Instant::now();
+        let mut idle = false;
+        let mut stopped = false;
+        loop {
+            if self.cancelled() {
+                return Ok(());
+            }
+            if let Some(triggers) = &triggers {
+                while let Ok(trigger) = triggers.try_recv() {
+                    if stopped {
+                        continue;
+                    }
+                    let splits = source.snapshot_splits()?;
+                    self.checkpoint(
+                        SnapshotOf::Barrier(trigger.barrier),
+                        Some((node.clone(), splits)),
+                    )?;
+                    stopped = trigger.stop;
+                }
+            }
+            if stopped {
+                // Stop with savepoint: nothing after the barrier; wait to be cancelled.
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            match source.poll_next()? {
+                SourceEvent::Batch(batch) => {
+                    last_data = Instant::now();
+                    idle = false;
+                    self.chain.metrics.add_rows_in(batch.num_rows() as u64);
+                    self.chain.push_batch(0, 0, batch)?;
+                }
+                SourceEvent::Pending => {
+                    if let Some(timeout) = self.idle_timeout
+                        && !idle
+                        && last_data.elapsed() >= timeout
+                    {
+                        idle = true;
+                        self.chain.tail_message(Message::Idle)?;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                SourceEvent::End => break,
+            }
+        }
+        // A bounded source ends with the watermark that fires everything, as in Flink.
+        self.chain.push_watermark(0, MAX_WATERMARK)?;
+        let splits = match self.checkpointing {
+            Some(_) => source.snapshot_splits()?,
+            None => Vec::new(),
+        };
+        self.finish(Some((node, splits)))
+    }
+
+    fn run_input(&mut self, rx: Receiver<Envelope>, inputs: Vec<usize>) -> Result<()> {
+        let mut tracker = WatermarkTracker::new(inputs.len());
+        let mut aligner = Aligner::new(inputs.len());
+        while !tracker.all_ended() {
+            let (channel, message) = match aligner.released.pop_front() {
+                Some(envelope) => envelope,
+                None => match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok((channel, message)) => (channel as usize, message),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.cancelled() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if self.cancelled() {
+                            return Ok(());
+                        }
+                        return Err(Error::execution(&self.name, "an upstream task stopped"));
+                    }
+                },
+            };
+            if aligner.holds(channel) {
+                aligner.hold(channel, message);
+                continue;
+            }
+            let advanced = match message {
+                Message::Batch(batch) => {
+                    tracker.on_data(channel);
+                    self.chain.push_batch(0, inputs[channel], batch)?;
+                    None
+                }
+                Message::Watermark(w) => tracker.on_watermark(channel, w),
+                Message::Idle => tracker.on_idle(channel),
+                Message::End => {
+                    let advanced = tracker.on_end(channel);
+                    if let Some(barrier) = aligner.complete(&tracker) {
+                        self.checkpoint(SnapshotOf::Barrier(barrier), None)?;
+                    }
+                    advanced
+                }
+                Message::Barrier(barrier) => {
+                    aligner.on_barrier(channel, barrier)?;
+                    if let Some(barrier) = aligner.complete(&tracker) {
+                        self.checkpoint(SnapshotOf::Barrier(barrier), None)?;
+                    }
+                    None
+                }
+            };
+            if let Some(w) = advanced {
+                self.chain.push_watermark(0, w)?;
+            }
+        }
+        self.finish(None)
+    }
+}
+
+/// Barrier alignment over a task's input channels (Flink's aligned checkpoints): after a
+/// channel delivers barrier `n`, its messages are held until every channel still open has
+/// delivered `n` too, so the snapshot holds exactly the effects of what came before `n`.
+struct Aligner {
+    pending: Option<Barrier>,
+    arrived: Vec<bool>,
+    held: Vec<VecDeque<Message>>,
+    /// Held messages released after alignment, processed before new ones.
+    released: VecDeque<(usize, Message)>,
+}
+
+impl Aligner {
+    fn new(channels: usize) -> Self {
+        Aligner {
+            pending: None,
+            arrived: vec![false; channels],
+            held: (0..channels).map(|_| VecDeque::new()).collect(),
+            released: VecDeque::new(),
+        }
+    }
+
+    fn holds(&self, channel: usize) -> bool {
+        self.pending.is_some() && self.arrived[channel]
+    }
+
+    fn hold(&mut self, channel: usize, message: Message) {
+        self.held[channel].push_back(message);
+    }
+
+    fn on_barrier(&mut self, channel: usize, barrier: Barrier) -> Result<()> {
+        match self.pending {
+            None => self.pending = Some(barrier),
+            Some(p) if p.id == barrier.id => {}
+            Some(p) => {
+                return Err(Error::execution(
+                    "checkpoint",
+                    format!(
+                        "barrier {} arrived while aligning barrier {}",
+                        barrier.id, p.id
+                    ),
+                ));
+            }
+        }
+        self.arrived[channel] = true;
+        Ok(())
+    }
+
+    /// The barrier, once every open channel delivered it; held messages are then released
+    /// in channel order (each channel's own order is kept, which is all that is promised).
+    fn complete(&mut self, tracker: &WatermarkTracker) -> Option<Barrier> {
+        let barrier = self.pending?;
+        let aligned = (0..self.arrived.len()).all(|c| self.arrived[c] || tracker.is_ended(c));
+        if !aligned {
+            return None;
+        }
+        self.pending = None;
+        for (channel, held) in self.held.iter_mut().enumerate() {
+            self.released
+                .extend(held.drain(..).map(|message| (channel, message)));
+        }
+        self.arrived.iter_mut().for_each(|a| *a = false);
+        Some(barrier)
+    }
+}
