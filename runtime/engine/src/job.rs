@@ -214,7 +214,10 @@ pub enum RestartStrategy {
     /// Flink's default: exponential delay when checkpointing is on, no restarts otherwise.
     Default,
     None,
-    FixedDelay { attempts: u32, delay: Duration },
+    FixedDelay {
+        attempts: u32,
+        delay: Duration,
+    },
     ExponentialDelay {
         initial: Duration,
         max: Duration,

@@ -113,7 +113,10 @@ impl JobArgs {
         }
         let flags = [
             ("execution.checkpointing.dir", &self.checkpoint_dir),
-            ("execution.checkpointing.interval", &self.checkpoint_interval),
+            (
+                "execution.checkpointing.interval",
+                &self.checkpoint_interval,
+            ),
             ("state.savepoints.dir", &self.savepoint_dir),
             ("execution.savepoint.path", &self.restore),
             ("pipeline.name", &self.job_id),

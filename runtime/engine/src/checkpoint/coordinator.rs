@@ -123,7 +123,8 @@ impl Coordinator {
                 && last_trigger.elapsed() >= interval
             {
                 last_trigger = Instant::now();
-                pending = Some(self.trigger(BarrierKind::Checkpoint, None, false, None, &finals)?);
+                pending =
+                    Some(self.trigger(BarrierKind::Checkpoint, None, false, None, &finals)?);
             }
             let wait = Duration::from_millis(20);
             select! {
@@ -170,8 +171,8 @@ impl Coordinator {
                 default(wait) => {}
             }
             if let Some(p) = pending.take() {
-                let acked = (0..task_count)
-                    .all(|t| p.acks.contains_key(&t) || finals.contains_key(&t));
+                let acked =
+                    (0..task_count).all(|t| p.acks.contains_key(&t) || finals.contains_key(&t));
                 if acked {
                     match self.complete(p, &finals) {
                         Ok(true) => consecutive_failures = 0,
@@ -317,7 +318,10 @@ impl Coordinator {
             };
             for node in nodes {
                 let mut state = node.state.clone();
-                if let Some(carried) = self.carried.get(&(node.node.uid.clone(), node.node.subtask)) {
+                if let Some(carried) = self
+                    .carried
+                    .get(&(node.node.uid.clone(), node.node.subtask))
+                {
                     let mut all = carried.clone();
                     all.extend(committables_of(&state));
                     state.committable = (!all.is_empty()).then_some(serde_json::Value::Array(all));
@@ -423,7 +427,9 @@ impl Coordinator {
         root: Option<&CheckpointStorage>,
     ) -> std::result::Result<(), WriteFailure> {
         if let Some(job) = &self.job
-            && let Some(newer) = job.newer_attempt(self.attempt).map_err(|e| Failed(e.into()))?
+            && let Some(newer) = job
+                .newer_attempt(self.attempt)
+                .map_err(|e| Failed(e.into()))?
         {
             return Err(Fenced(Error::execution(
                 "checkpoint",
@@ -437,13 +443,19 @@ impl Coordinator {
         match metadata.kind {
             CheckpointKind::Checkpoint => {
                 let job = self.job.as_ref().ok_or_else(|| {
-                    failed(Error::execution("checkpoint", "no checkpoint directory is configured"))
+                    failed(Error::execution(
+                        "checkpoint",
+                        "no checkpoint directory is configured",
+                    ))
                 })?;
                 job.complete(metadata).map_err(|e| failed(e.into()))?;
             }
             CheckpointKind::Savepoint => {
                 let root = root.ok_or_else(|| {
-                    failed(Error::execution("savepoint", "no savepoint directory is configured"))
+                    failed(Error::execution(
+                        "savepoint",
+                        "no savepoint directory is configured",
+                    ))
                 })?;
                 weir_checkpoint::write_savepoint(root, metadata).map_err(|e| failed(e.into()))?;
             }

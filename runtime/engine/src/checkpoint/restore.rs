@@ -67,9 +67,10 @@ impl Restore {
         let mut by_uid = HashMap::new();
         for (i, op) in metadata.operators.iter().enumerate() {
             // A sink's state is only its pending commits, published before the job starts.
-            let holds_state = op.subtasks.iter().any(|s| {
-                s.keyed.is_some() || !s.operator_state.is_empty() || !s.splits.is_empty()
-            });
+            let holds_state = op
+                .subtasks
+                .iter()
+                .any(|s| s.keyed.is_some() || !s.operator_state.is_empty() || !s.splits.is_empty());
             if parallelism.contains_key(&op.uid) {
                 by_uid.insert(op.uid.clone(), i);
             } else if !holds_state {
@@ -163,11 +164,13 @@ impl Restore {
             .filter(|h| overlaps(h, &range))
             .collect();
         if kind == BackendKind::RocksDb
-            && let [KeyedStateHandle::RocksDb {
-                key_group_start,
-                key_group_end,
-                files,
-            }] = handles.as_slice()
+            && let [
+                KeyedStateHandle::RocksDb {
+                    key_group_start,
+                    key_group_end,
+                    files,
+                },
+            ] = handles.as_slice()
             && *key_group_start == *range.start()
             && *key_group_end == *range.end()
         {
@@ -183,7 +186,12 @@ impl Restore {
             BackendKind::Memory => Box::new(MemoryBackend::default()),
         };
         for (i, handle) in handles.into_iter().enumerate() {
-            self.ingest(handle, &range, backend.as_mut(), &format!("{uid}-{subtask}-{i}"))?;
+            self.ingest(
+                handle,
+                &range,
+                backend.as_mut(),
+                &format!("{uid}-{subtask}-{i}"),
+            )?;
         }
         Ok(Some(backend))
     }
@@ -200,12 +208,11 @@ impl Restore {
             KeyedStateHandle::Canonical { key_groups } => {
                 for file in key_groups.iter().filter(|f| range.contains(&f.key_group)) {
                     let bytes = self.root.get(&file.file)?;
-                    let (key_group, entries) = canonical::decode(&bytes).map_err(|e| {
-                        Error::Restore {
+                    let (key_group, entries) =
+                        canonical::decode(&bytes).map_err(|e| Error::Restore {
                             location: format!("{}/{}", self.root.uri(), file.file),
                             message: e.to_string(),
-                        }
-                    })?;
+                        })?;
                     let ops = entries
                         .into_iter()
                         .map(|e| WriteOp::Put {

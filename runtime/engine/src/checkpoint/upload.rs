@@ -170,12 +170,20 @@ fn upload_node(
             let handle = if destination.canonical {
                 canonical_from_rocksdb(destination, &stem, &dir, range)
             } else {
-                upload_rocksdb(ctx, destination, &stem, &node.uid, node.subtask, &dir, &files)
-                    .map(|files| KeyedStateHandle::RocksDb {
-                        key_group_start: *range.start(),
-                        key_group_end: *range.end(),
-                        files,
-                    })
+                upload_rocksdb(
+                    ctx,
+                    destination,
+                    &stem,
+                    &node.uid,
+                    node.subtask,
+                    &dir,
+                    &files,
+                )
+                .map(|files| KeyedStateHandle::RocksDb {
+                    key_group_start: *range.start(),
+                    key_group_end: *range.end(),
+                    files,
+                })
             };
             // The hard links are no longer needed either way.
             let _ = std::fs::remove_dir_all(&dir);
@@ -289,9 +297,7 @@ fn upload_rocksdb(
 /// fail single requests now and then, and one bad request should not cost a checkpoint.
 const UPLOAD_RETRIES: u32 = 3;
 
-fn with_retries<T>(
-    mut upload: impl FnMut() -> weir_checkpoint::Result<T>,
-) -> Result<T> {
+fn with_retries<T>(mut upload: impl FnMut() -> weir_checkpoint::Result<T>) -> Result<T> {
     let mut delay = std::time::Duration::from_millis(50);
     let mut attempt = 0;
     loop {

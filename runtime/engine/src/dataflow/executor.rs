@@ -346,4 +346,3 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         sinks,
     })
 }
-

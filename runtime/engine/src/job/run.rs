@@ -70,16 +70,12 @@ pub fn run(job: &PlannedJob, progress: Progress, stop: Arc<AtomicBool>) -> Resul
                 if let Ok(stats) = stats.lock() {
                     summary.checkpoints_completed = stats.completed;
                     summary.checkpoints_failed = stats.failed;
-                    summary.last_checkpoint = stats
-                        .last_id
-                        .zip(stats.last_location.clone());
+                    summary.last_checkpoint = stats.last_id.zip(stats.last_location.clone());
                 }
                 return Ok(summary);
             }
             Err(e) if !stop.load(Ordering::SeqCst) && restartable(&e) => {
-                let Some(delay) = settings
-                    .restart
-                    .delay(restarts + 1, checkpoints.is_some())
+                let Some(delay) = settings.restart.delay(restarts + 1, checkpoints.is_some())
                 else {
                     return Err(e);
                 };
@@ -133,7 +129,11 @@ fn open_checkpoint_dir(dir: &str) -> Result<CheckpointStorage> {
             "fail" => config = config.failing_puts(number(value)?),
             "truncate" => config = config.truncating_puts(number(value)?),
             "seed" => config.seed = number(value)? as u64,
-            other => return Err(bad(format!("unknown key '{other}'; valid: fail, truncate, seed"))),
+            other => {
+                return Err(bad(format!(
+                    "unknown key '{other}'; valid: fail, truncate, seed"
+                )));
+            }
         }
     }
     // Faults go into what tasks upload (shared/), so completed checkpoints must survive them.

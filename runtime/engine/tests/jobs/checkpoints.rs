@@ -102,9 +102,13 @@ fn finish(child: Child) -> (bool, String, String) {
 /// SIGKILL it at random moments `kills` times, resuming from the latest checkpoint each time,
 /// then let it finish; the committed output must be the failure-free one.
 fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
-    std::fs::write(dir.path().join("job.sql"), window_job(&out, 8_000, "SUM", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        window_job(&out, 8_000, "SUM", ""),
+    )
+    .expect("test file I/O");
     let args = [
         "--parallelism",
         "2",
@@ -120,11 +124,11 @@ fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64
     loop {
         let mut child = spawn(dir.path(), &args, env);
         let deadline = Instant::now() + Duration::from_millis(rng.range(700, 2_500) as u64);
-        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        while Instant::now() < deadline && child.try_wait().expect("poll weir").is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if killed < kills && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
+        if killed < kills && child.try_wait().expect("poll weir").is_none() {
+            child.kill().expect("kill weir"); // SIGKILL
             let _ = child.wait();
             killed += 1;
             continue;
@@ -133,20 +137,23 @@ fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64
         assert!(ok, "the last run failed:\n{stderr}");
         break;
     }
-    assert!(killed >= kills.min(3), "the job ended before it could be killed often enough");
+    assert!(
+        killed >= kills.min(3),
+        "the job ended before it could be killed often enough"
+    );
     assert_eq!(sorted(read_lines(&out)), expected());
 }
 
 #[test]
 fn a_job_killed_at_random_moments_and_restored_each_time_writes_each_row_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let checkpoints = format!("file://{}", dir.path().join("ckpt").display());
     crash_loop(&checkpoints, &[], 8, 7);
 }
 
 #[test]
 fn uploads_that_fail_or_are_truncated_never_complete_a_checkpoint_that_cannot_be_restored() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let checkpoints = format!("file://{}", dir.path().join("ckpt").display());
     let faults = [(
         "WEIR_CHECKPOINT_FAULTS",
@@ -165,10 +172,17 @@ fn checkpoints_in_a_real_s3_server_survive_kills() {
         .args(["checkpoints", "list", &format!("s3://{bucket}/checkpoints")])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
-        .unwrap();
+        .expect("test file I/O");
     let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
-    assert!(text.contains("checkpoint") && text.contains("WindowAggregate"), "{text}");
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert!(
+        text.contains("checkpoint") && text.contains("WindowAggregate"),
+        "{text}"
+    );
 }
 
 /// Start the job, let it run a while, stop it with a savepoint (SIGTERM) and return the
@@ -176,20 +190,18 @@ fn checkpoints_in_a_real_s3_server_survive_kills() {
 fn stop_with_savepoint(dir: &Path, parallelism: &str, savepoints: &str) -> String {
     let mut child = spawn(
         dir,
-        &[
-            "--parallelism",
-            parallelism,
-            "--savepoint-dir",
-            savepoints,
-        ],
+        &["--parallelism", parallelism, "--savepoint-dir", savepoints],
         &[],
     );
     std::thread::sleep(Duration::from_millis(1_500));
-    assert!(child.try_wait().unwrap().is_none(), "the job ended too soon");
+    assert!(
+        child.try_wait().expect("poll weir").is_none(),
+        "the job ended too soon"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
-        .unwrap();
+        .expect("test file I/O");
     assert!(status.success());
     let (ok, stdout, stderr) = finish(child);
     assert!(ok, "stop with savepoint failed:\n{stderr}");
@@ -201,15 +213,23 @@ fn stop_with_savepoint(dir: &Path, parallelism: &str, savepoints: &str) -> Strin
 }
 
 fn rescale(from: &str, to: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
     let savepoints = dir.path().join("sp").display().to_string();
-    std::fs::write(dir.path().join("job.sql"), window_job(&out, 10_000, "SUM", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        window_job(&out, 10_000, "SUM", ""),
+    )
+    .expect("test file I/O");
     let savepoint = stop_with_savepoint(dir.path(), from, &savepoints);
     let partial = read_lines(&out).len();
     assert!(partial > 0, "nothing was committed by the savepoint");
-    let sql = std::fs::read_to_string(dir.path().join("job.sql")).unwrap();
-    weir_run_ok(dir.path(), &sql, &["--parallelism", to, "--restore", &savepoint]);
+    let sql = std::fs::read_to_string(dir.path().join("job.sql")).expect("test file I/O");
+    weir_run_ok(
+        dir.path(),
+        &sql,
+        &["--parallelism", to, "--restore", &savepoint],
+    );
     assert_eq!(sorted(read_lines(&out)), expected(), "{from} -> {to}");
 }
 
@@ -230,10 +250,14 @@ fn a_savepoint_taken_at_parallelism_2_restores_at_3() {
 
 #[test]
 fn a_restore_with_an_extra_projection_keeps_the_state_and_a_changed_aggregation_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
     let savepoints = dir.path().join("sp").display().to_string();
-    std::fs::write(dir.path().join("job.sql"), window_job(&out, 10_000, "SUM", "")).unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        window_job(&out, 10_000, "SUM", ""),
+    )
+    .expect("test file I/O");
     let savepoint = stop_with_savepoint(dir.path(), "1", &savepoints);
 
     let changed = window_job(&dir.path().join("out2"), 10_000, "MAX", "");
@@ -263,7 +287,7 @@ fn a_restore_with_an_extra_projection_keeps_the_state_and_a_changed_aggregation_
 
 #[test]
 fn restoring_from_a_path_that_is_not_a_checkpoint_fails_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
     let sql = window_job(&out, 100_000, "SUM", "");
     let missing = dir.path().join("no-such-savepoint").display().to_string();

@@ -125,19 +125,15 @@ impl DatagenSource {
                 Ok((index, field.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let split = |subtask: u64, parallelism: u64, produced: u64, remaining: Option<u64>| {
-            Split {
-                subtask,
-                parallelism,
-                produced,
-                remaining,
-                columns: fields
-                    .iter()
-                    .map(|(index, field)| {
-                        ColumnGen::new(field, *index, subtask, parallelism, produced)
-                    })
-                    .collect(),
-            }
+        let split = |subtask: u64, parallelism: u64, produced: u64, remaining: Option<u64>| Split {
+            subtask,
+            parallelism,
+            produced,
+            remaining,
+            columns: fields
+                .iter()
+                .map(|(index, field)| ColumnGen::new(field, *index, subtask, parallelism, produced))
+                .collect(),
         };
         let splits = match &ctx.restored_splits {
             None => VecDeque::from([split(
@@ -195,7 +191,11 @@ impl Source for DatagenSource {
         if self.splits.len() == 1 {
             let split = &mut self.splits[0];
             let arrays = split.take(rows as usize, now_ms)?;
-            return Ok(SourceEvent::Batch(make_batch(&self.schema, arrays, rows as usize)?));
+            return Ok(SourceEvent::Batch(make_batch(
+                &self.schema,
+                arrays,
+                rows as usize,
+            )?));
         }
         // Several splits (after a restore at a lower parallelism): merge them in the order a
         // single subtask would have produced their rows — by each row's index in the original
@@ -226,7 +226,11 @@ impl Source for DatagenSource {
                 arrow::compute::interleave(&arrays, &order).map_err(Error::from)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SourceEvent::Batch(make_batch(&self.schema, columns, order.len())?))
+        Ok(SourceEvent::Batch(make_batch(
+            &self.schema,
+            columns,
+            order.len(),
+        )?))
     }
 
     fn snapshot_splits(&mut self) -> Result<Vec<serde_json::Value>> {

@@ -16,6 +16,9 @@ use crate::dataflow::message::Timestamp;
 use crate::error::Result;
 use crate::operators::aggregate::{FastMap, KeyRows, LazyKeyGroups, NO_SLOT};
 
+/// A row's cell `[lo, hi)` and the window (end, start) it falls in, if any.
+type CachedCell = (Timestamp, Timestamp, Option<(Timestamp, Timestamp)>);
+
 /// The operator state a batch updates.
 pub(super) struct Context<'a> {
     pub(super) windows: &'a mut Windows,
@@ -112,7 +115,7 @@ pub(super) fn aligned(
         let mut entry = None;
         // The previous row's cell `[lo, hi)` and window: rows mostly come in time order, so
         // a range check usually replaces the division that finds a row's window.
-        let mut cached: Option<(Timestamp, Timestamp, Option<(Timestamp, Timestamp)>)> = None;
+        let mut cached: Option<CachedCell> = None;
         for (i, &t) in values.iter().enumerate() {
             if nulls.is_some_and(|nulls| nulls.is_null(i)) {
                 continue;
