@@ -403,12 +403,6 @@ fn row_state_key(tag: usize, window_end: Timestamp, key: &[u8], seq: u64) -> Vec
 }
 
 impl Operator for WindowJoin {
-    /// Its rows live in memory and are only written through; restoring them is not built
-    /// yet, so checkpointed jobs refuse this operator instead of losing its state.
-    fn supports_checkpoints(&self) -> bool {
-        false
-    }
-
     fn output_schema(&self) -> SchemaRef {
         self.core.output_schema()
     }
