@@ -293,34 +293,28 @@ impl ColumnGen {
     }
 
     /// `n` values for the rows `start..start + n` of this subtask.
-    ///
-    /// Random columns are drawn from a local copy of the column's generator, written back
-    /// afterwards: behind `&mut self` its state was reloaded and stored for every value (the
-    /// output vector could alias it), which made a random column cost about 7 ns a value.
     fn fill(&mut self, start: u64, n: usize, now_ms: i64) -> Result<ArrayRef> {
         let nulls = self.null_mask(n);
         let array: ArrayRef = match self.generator {
             Generator::Sequence { .. } => self.sequence(start, n, nulls)?,
             Generator::Int { min, max } => {
-                let mut rng = self.values.clone();
+                let rng = &mut self.values;
                 let span = (max.wrapping_sub(min) as u64).wrapping_add(1);
-                let mut next = || {
+                let mut next = move || {
                     let r = rng.next_u64();
                     min.wrapping_add(if span == 0 { r } else { below(r, span) } as i64)
                 };
-                let array = match self.data_type {
+                match self.data_type {
                     DataType::Int8 => primitive::<Int8Type>((0..n).map(|_| next() as i8), nulls),
                     DataType::Int16 => primitive::<Int16Type>((0..n).map(|_| next() as i16), nulls),
                     DataType::Int32 => primitive::<Int32Type>((0..n).map(|_| next() as i32), nulls),
                     _ => primitive::<Int64Type>((0..n).map(|_| next()), nulls),
-                };
-                self.values = rng;
-                array
+                }
             }
             Generator::Float { min, max } => {
-                let mut rng = self.values.clone();
+                let rng = &mut self.values;
                 let width = max - min;
-                let mut next = || {
+                let mut next = move || {
                     let u = unit_f64(rng.next_u64());
                     let v = if width.is_finite() {
                         min + u * width
@@ -329,17 +323,15 @@ impl ColumnGen {
                     };
                     v.min(max)
                 };
-                let array = match self.data_type {
+                match self.data_type {
                     DataType::Float32 => {
                         primitive::<Float32Type>((0..n).map(|_| next() as f32), nulls)
                     }
                     _ => primitive::<Float64Type>((0..n).map(|_| next()), nulls),
-                };
-                self.values = rng;
-                array
+                }
             }
             Generator::Decimal { min, max } => {
-                let mut rng = self.values.clone();
+                let rng = &mut self.values;
                 let width = (max - min) as u128;
                 let values = (0..n).map(|_| {
                     let r = rng.next_u64();
@@ -349,7 +341,6 @@ impl ColumnGen {
                     }
                 });
                 let array = PrimitiveArray::<Decimal128Type>::new(values.collect(), nulls);
-                self.values = rng;
                 Arc::new(array.with_data_type(self.data_type.clone()))
             }
             Generator::Bool => {
@@ -367,12 +358,11 @@ impl ColumnGen {
                 Arc::new(self.strings.finish(nulls)?)
             }
             Generator::PastTimestamp { max_past_ms } => {
-                let mut rng = self.values.clone();
+                let rng = &mut self.values;
                 let span = max_past_ms as u64 + 1;
                 let values = (0..n).map(|_| now_ms - below(rng.next_u64(), span) as i64);
                 let array =
                     PrimitiveArray::<TimestampMillisecondType>::new(values.collect(), nulls);
-                self.values = rng;
                 Arc::new(array.with_data_type(self.data_type.clone()))
             }
             Generator::Today => {
