@@ -844,6 +844,16 @@ fn assert_same_rows(actual: &[Vec<Cell>], expected: &[Vec<Cell>]) {
     );
 }
 
+/// The late-row count of the summary line.
+fn late_rows_dropped(stderr: &str) -> usize {
+    stderr
+        .split(" late rows dropped")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no late-row count in the summary:\n{stderr}"))
+}
+
 fn assert_late_rows(stderr: &str, expected: usize) {
     assert!(
         stderr.contains(&format!("{expected} late rows dropped")),
@@ -1154,8 +1164,19 @@ fn run_hot_keys(parallelism: &str) {
     assert_eq!(actual_maxes, maxes);
     assert!(late > 0, "the input has late rows");
     // `counts` is planned once per reference (three window aggregations over the one source);
-    // nothing is late after them.
-    assert_late_rows(&run.stderr, 3 * late);
+    // nothing is late after them. At parallelism 4 a late row's first window aggregation may
+    // see it on another subtask's watermark schedule (a row then counted late downstream
+    // instead), so there only the output is exact and the count is bounded.
+    if parallelism == "1" {
+        assert_late_rows(&run.stderr, 3 * late);
+    } else {
+        let dropped = late_rows_dropped(&run.stderr);
+        assert!(
+            dropped > 0 && dropped <= 3 * late,
+            "{dropped} late rows dropped, expected between 1 and {}",
+            3 * late
+        );
+    }
     let explain = weir_explain(dir.path());
     assert!(explain.contains("win_start=[starttime]") && explain.contains("WindowJoin("));
 }
