@@ -7,7 +7,7 @@
 //! later checkpoint with its final snapshot. When every task has finished, the coordinator
 //! writes a final checkpoint and commits what the sinks pre-committed at the end of input.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +18,7 @@ use weir_checkpoint::metadata::{
 };
 use weir_checkpoint::{CheckpointStorage, JobCheckpoints, savepoint_folder_name};
 
-use super::upload::{Destination, UploadContext};
+use super::upload::{Destination, UploadContext, confirm_files};
 use super::{CheckpointSettings, Event, NodeRef, NodeState, SnapshotOf, Trigger};
 use crate::catalog::TableDef;
 use crate::connectors;
@@ -95,7 +95,7 @@ impl Coordinator {
     pub fn run(mut self) -> Result<()> {
         let mut finals: HashMap<usize, Vec<NodeState>> = HashMap::new();
         let mut pending: Option<Pending> = None;
-        let mut queued: Vec<Command> = Vec::new();
+        let mut queued: VecDeque<Command> = VecDeque::new();
         let mut consecutive_failures = 0u32;
         let mut last_trigger = Instant::now();
         let task_count = self.tasks.triggers.len();
@@ -113,9 +113,9 @@ impl Coordinator {
                 return self.finish(finals);
             }
             if pending.is_none()
-                && let Some(command) = queued.pop()
+                && let Some(command) = queued.pop_front()
             {
-                pending = Some(self.trigger_command(command, &finals)?);
+                pending = self.trigger_command(command, &finals);
             }
             if pending.is_none()
                 && let Some(interval) = self.settings.interval
@@ -165,7 +165,7 @@ impl Coordinator {
                 },
                 recv(self.commands) -> command => {
                     if let Ok(command) = command {
-                        queued.insert(0, command);
+                        queued.push_back(command);
                     }
                 }
                 default(wait) => {}
@@ -205,39 +205,33 @@ impl Coordinator {
         }
     }
 
+    /// Start what `command` asks for. A request that cannot start (no savepoint directory, a
+    /// folder that cannot be opened) is answered with the error; the job goes on.
     fn trigger_command(
         &mut self,
         command: Command,
         finals: &HashMap<usize, Vec<NodeState>>,
-    ) -> Result<Pending> {
-        match command {
+    ) -> Option<Pending> {
+        let (kind, dir, stop, reply) = match command {
             Command::Savepoint { dir, stop, reply } => {
-                let dir = dir.or_else(|| self.settings.savepoint_dir.clone());
-                match dir {
-                    Some(dir) => match self.trigger(
-                        BarrierKind::Savepoint,
-                        Some(dir),
-                        stop,
-                        Some(reply.clone()),
-                        finals,
-                    ) {
-                        Ok(p) => Ok(p),
-                        Err(e) => {
-                            let _ = reply.send(Err(Error::execution("savepoint", e.to_string())));
-                            Err(e)
-                        }
-                    },
+                match dir.or_else(|| self.settings.savepoint_dir.clone()) {
+                    Some(dir) => (BarrierKind::Savepoint, Some(dir), stop, reply),
                     None => {
                         let _ = reply.send(Err(Error::Config {
                             key: "state.savepoints.dir".into(),
                             message: "no savepoint directory: pass --savepoint-dir".into(),
                         }));
-                        Err(Error::execution("savepoint", "no savepoint directory"))
+                        return None;
                     }
                 }
             }
-            Command::StopWithCheckpoint { reply } => {
-                self.trigger(BarrierKind::Checkpoint, None, true, Some(reply), finals)
+            Command::StopWithCheckpoint { reply } => (BarrierKind::Checkpoint, None, true, reply),
+        };
+        match self.trigger(kind, dir, stop, Some(reply.clone()), finals) {
+            Ok(pending) => Some(pending),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
             }
         }
     }
@@ -470,19 +464,7 @@ impl Coordinator {
 
     /// Remember the SST files of a complete checkpoint, so later ones refer to them.
     fn confirm(&self, metadata: &CheckpointMetadata) {
-        let Ok(mut confirmed) = self.uploads.confirmed.lock() else {
-            return;
-        };
-        for op in &metadata.operators {
-            for s in &op.subtasks {
-                if let Some(KeyedStateHandle::RocksDb { files, .. }) = &s.keyed {
-                    confirmed.insert(
-                        (op.uid.clone(), s.subtask as usize),
-                        files.iter().map(|f| (f.name.clone(), f.clone())).collect(),
-                    );
-                }
-            }
-        }
+        confirm_files(&self.uploads.confirmed, metadata, |_| true);
     }
 
     /// All tasks finished: a final checkpoint records their end state, then the sinks'

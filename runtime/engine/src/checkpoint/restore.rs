@@ -15,7 +15,7 @@ use weir_checkpoint::metadata::{CheckpointMetadata, KeyedStateHandle, OperatorSt
 use weir_checkpoint::{CheckpointStorage, Restorable};
 use weir_state::{KeyGroup, MemoryBackend, RocksDbBackend, StateBackend, WriteOp, canonical};
 
-use super::upload::ConfirmedFiles;
+use super::upload::{ConfirmedFiles, confirm_files};
 use crate::dataflow::graph::JobGraph;
 use crate::dataflow::key_group::key_group_range;
 use crate::dataflow::state::BackendKind;
@@ -275,25 +275,10 @@ impl Restore {
         if self.root.uri() != job_root.uri() {
             return;
         }
-        let Ok(mut confirmed) = confirmed.lock() else {
-            return;
-        };
-        for op in &self.metadata.operators {
-            let Some(p) = self.parallelism.get(&op.uid) else {
-                continue;
-            };
-            if *p != op.parallelism as usize {
-                continue;
-            }
-            for s in &op.subtasks {
-                if let Some(KeyedStateHandle::RocksDb { files, .. }) = &s.keyed {
-                    confirmed.insert(
-                        (op.uid.clone(), s.subtask as usize),
-                        files.iter().map(|f| (f.name.clone(), f.clone())).collect(),
-                    );
-                }
-            }
-        }
+        // Only subtasks that keep their key-group range reopen the same files.
+        confirm_files(confirmed, &self.metadata, |op| {
+            self.parallelism.get(&op.uid) == Some(&(op.parallelism as usize))
+        });
     }
 }
 

@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use weir_checkpoint::CheckpointStorage;
-use weir_checkpoint::metadata::{KeyGroupFile, KeyedStateHandle, RocksFile, SubtaskState};
+use weir_checkpoint::metadata::{
+    CheckpointMetadata, KeyGroupFile, KeyedStateHandle, OperatorState, RocksFile, SubtaskState,
+};
 use weir_state::{Entry, KeyGroup, LocalSnapshot, RocksDbBackend, StateBackend, canonical};
 
 use super::{Event, NodeRef, NodeSnapshot, NodeState, SnapshotOf, TaskSnapshot};
@@ -36,6 +38,28 @@ pub struct Destination {
 /// them instead of uploading them again. Only files of *completed* checkpoints are reused, so
 /// a file from a failed (maybe truncated) upload is never trusted.
 pub type ConfirmedFiles = Arc<Mutex<HashMap<(String, usize), HashMap<String, RocksFile>>>>;
+
+/// Record the RocksDB files of `metadata` (a complete checkpoint) as uploaded, for the
+/// operators `include` accepts, so later checkpoints refer to them instead of uploading them.
+pub fn confirm_files(
+    confirmed: &ConfirmedFiles,
+    metadata: &CheckpointMetadata,
+    include: impl Fn(&OperatorState) -> bool,
+) {
+    let Ok(mut confirmed) = confirmed.lock() else {
+        return;
+    };
+    for op in metadata.operators.iter().filter(|op| include(op)) {
+        for s in &op.subtasks {
+            if let Some(KeyedStateHandle::RocksDb { files, .. }) = &s.keyed {
+                confirmed.insert(
+                    (op.uid.clone(), s.subtask as usize),
+                    files.iter().map(|f| (f.name.clone(), f.clone())).collect(),
+                );
+            }
+        }
+    }
+}
 
 /// Shared by the coordinator (which registers destinations and confirms files) and the upload
 /// threads.

@@ -83,6 +83,22 @@ impl OperatorSnapshot {
     }
 }
 
+/// An operator's current watermark as an operator-state item, so rows that were late before a
+/// restore are late after it.
+pub fn watermark_state(watermark: Timestamp) -> serde_json::Value {
+    serde_json::json!({ "watermark": watermark })
+}
+
+/// The watermark to resume with from the items of [`watermark_state`] of every old subtask.
+/// Aligned barriers mean every subtask saw the same watermarks before the barrier, so the
+/// values agree; the largest is the safe pick after a rescale.
+pub fn restored_watermark(operator_state: &[serde_json::Value]) -> Option<Timestamp> {
+    operator_state
+        .iter()
+        .filter_map(|v| v.get("watermark")?.as_i64())
+        .max()
+}
+
 /// A stream operator. Implementations must not block on I/O outside their own state backend.
 pub trait Operator: Send {
     /// The schema of the batches this operator emits.

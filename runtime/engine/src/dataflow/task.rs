@@ -218,7 +218,7 @@ impl Task {
         let Some(checkpointing) = &self.checkpointing else {
             return Ok(());
         };
-        let scratch = checkpointing.scratch.clone();
+        let (scratch, uploads) = (checkpointing.scratch.clone(), checkpointing.uploads.clone());
         let mut nodes = Vec::new();
         if let Some((node, splits)) = source {
             let mut snapshot = NodeSnapshot::new(node);
@@ -231,12 +231,9 @@ impl Task {
             of,
             nodes,
         };
-        if let Some(checkpointing) = &self.checkpointing {
-            checkpointing
-                .uploads
-                .send(snapshot)
-                .map_err(|_| Error::execution(&self.name, "the checkpoint coordinator stopped"))?;
-        }
+        uploads
+            .send(snapshot)
+            .map_err(|_| Error::execution(&self.name, "the checkpoint coordinator stopped"))?;
         if let SnapshotOf::Barrier(barrier) = of {
             self.chain.tail_message(Message::Barrier(barrier))?;
         }

@@ -33,7 +33,10 @@ use spill::Store;
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp, row_kinds};
-use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
+use crate::dataflow::operator::{
+    Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo, restored_watermark,
+    watermark_state,
+};
 use crate::error::{Error, Result};
 use crate::operators::aggregate::{
     Accumulators, AggregateCall, GroupKeys, KeyMap, LazyKeyGroups, ValueBuilder,
@@ -517,18 +520,12 @@ impl Operator for WindowAggregate {
             0,
             &self.task.operator,
         )?;
-        let state = serde_json::json!({ "watermark": self.watermark });
+        let state = watermark_state(self.watermark);
         OperatorSnapshot::of_backend(self.store.backend.as_mut(), ctx, vec![state]).map(Some)
     }
 
     fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {
-        // Every subtask saw the same watermarks before the barrier (alignment), so the
-        // subtasks' values agree; the largest is the safe pick after a rescale.
-        if let Some(w) = operator_state
-            .iter()
-            .filter_map(|v| v.get("watermark")?.as_i64())
-            .max()
-        {
+        if let Some(w) = restored_watermark(&operator_state) {
             self.watermark = self.watermark.max(w);
         }
         let sessions = matches!(self.spec.window, WindowKind::Session { .. });

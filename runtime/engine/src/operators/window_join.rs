@@ -33,7 +33,10 @@ use weir_state::{StateBackend, StateId};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{RowKind, Timestamp};
-use crate::dataflow::operator::{Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo};
+use crate::dataflow::operator::{
+    Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo, restored_watermark,
+    watermark_state,
+};
 use crate::error::Result;
 use crate::operators::join::{
     FixedMap, JoinCore, JoinSpec, LEFT, PendingWrites, RIGHT, RowArena, StateKey, time_millis,
@@ -421,18 +424,12 @@ impl Operator for WindowJoin {
 
     fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
         self.flush().map_err(|e| self.core.tag(e))?;
-        let state = serde_json::json!({ "watermark": self.watermark });
+        let state = watermark_state(self.watermark);
         OperatorSnapshot::of_backend(self.backend.as_mut(), ctx, vec![state]).map(Some)
     }
 
     fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {
-        // Every subtask saw the same watermarks before the barrier; the largest is the safe
-        // pick after a rescale.
-        if let Some(w) = operator_state
-            .iter()
-            .filter_map(|v| v.get("watermark")?.as_i64())
-            .max()
-        {
+        if let Some(w) = restored_watermark(&operator_state) {
             self.watermark = self.watermark.max(w);
         }
         self.load().map_err(|e| self.core.tag(e))
