@@ -29,16 +29,22 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# The checkpoint storage tests (crate weir-checkpoint, feature test-support) run against moto's
-# S3-compatible server. It goes into a venv in the build cache, not into the system's Python.
+# Test tools from PyPI go into a venv in the build cache, not into the system's Python:
+# - moto's S3-compatible server, for the checkpoint storage tests (weir-checkpoint, test-support);
+# - helm-python-sdk (Helm v4's SDK, no helm binary) and kubernetes-validate, for the chart test
+#   (operator/tests/chart.rs runs scripts/validate-chart.py).
 venv="${WEIR_CACHE:-$HOME/.cache/weir}/venv"
-if [ ! -x "$venv/bin/moto_server" ]; then
+need_pip=()
+[ -x "$venv/bin/moto_server" ] || need_pip+=('moto[server]>=5,<6')
+[ -x "$venv/bin/kubernetes-validate" ] || need_pip+=('kubernetes-validate>=1.32,<2')
+compgen -G "$venv/lib/python3*/site-packages/helm_python" >/dev/null || need_pip+=('helm-python-sdk>=0.2.2,<0.3')
+if [ ${#need_pip[@]} -gt 0 ]; then
   if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
     # Debian's python3 ships venv without ensurepip; the failed attempt leaves a half-made venv.
     rm -rf "$venv"
     apt_install python3-venv
     python3 -m venv "$venv"
   fi
-  echo "setup: installing moto[server] into $venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+  echo "setup: installing ${need_pip[*]} into $venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
 fi

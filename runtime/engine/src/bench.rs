@@ -1,7 +1,15 @@
 //! `weir bench`: the Nexmark queries and the two reference jobs, unthrottled, each in its own
 //! `weir run` process so that its peak memory is its own. Prints events/s and peak RSS.
 //!
+//! With `--checkpoint-interval`, every job also runs with checkpoints to a fresh `file://`
+//! directory, alternating with the run without, and the cost of checkpointing is printed.
+//! `--only savepoint-1gb` (never part of the default set) builds about `--state-bytes` of keyed
+//! state, stops the job with a savepoint and restores it at `--restore-parallelism` (see
+//! [`savepoint`]).
+//!
 //! Figures are recorded in `docs/benchmarks.md` with the command that produced them.
+
+mod savepoint;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +34,16 @@ pub struct BenchArgs {
     /// Runs of each job; the best is reported.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Also run every job with checkpoints every this long (e.g. `1s`) to a fresh `file://`
+    /// directory, alternating with the run without, and print the cost.
+    #[arg(long)]
+    pub checkpoint_interval: Option<String>,
+    /// `savepoint-1gb`: bytes of keyed state to build before the savepoint.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub state_bytes: u64,
+    /// `savepoint-1gb`: the parallelism the savepoint is restored at.
+    #[arg(long, default_value_t = 2)]
+    pub restore_parallelism: usize,
 }
 
 /// One benchmark job: its SQL, and how many events it processes.
@@ -153,21 +171,36 @@ struct Figures {
     peak_rss_bytes: u64,
 }
 
-fn run_one(job: &BenchJob, parallelism: usize, dir: &std::path::Path) -> anyhow::Result<Figures> {
+fn run_one(
+    job: &BenchJob,
+    parallelism: usize,
+    dir: &std::path::Path,
+    checkpoint_interval: Option<&str>,
+) -> anyhow::Result<Figures> {
     let sql_path = dir.join(format!("{}.sql", job.name));
     let stats_path = dir.join(format!("{}.json", job.name));
     std::fs::write(&sql_path, &job.sql)?;
     let exe = std::env::current_exe().context("cannot find the weir executable")?;
-    let started = Instant::now();
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("run")
         .arg("--quiet")
         .arg("--parallelism")
         .arg(parallelism.to_string())
         .arg("--stats-json")
-        .arg(&stats_path)
-        .arg(&sql_path)
-        .output()?;
+        .arg(&stats_path);
+    let checkpoints = dir.join(format!("ckpt-{}", job.name));
+    if let Some(interval) = checkpoint_interval {
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        command
+            .arg("--checkpoint-dir")
+            .arg(format!("file://{}", checkpoints.display()))
+            .arg("--checkpoint-interval")
+            .arg(interval);
+    }
+    let started = Instant::now();
+    let output = command.arg(&sql_path).output()?;
+    let _ = std::fs::remove_dir_all(&checkpoints);
     let wall = started.elapsed().as_secs_f64();
     if !output.status.success() {
         bail!(
@@ -190,42 +223,87 @@ fn run_one(job: &BenchJob, parallelism: usize, dir: &std::path::Path) -> anyhow:
     })
 }
 
+fn print_figures(name: &str, events: u64, f: &Figures) {
+    println!(
+        "{:<15} {:>12} {:>10.2} {:>14.0} {:>12.1}",
+        name,
+        events,
+        f.seconds,
+        events as f64 / f.seconds,
+        f.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    );
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir: PathBuf = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    println!(
-        "{:<10} {:>12} {:>10} {:>14} {:>12}",
-        "job", "events", "seconds", "events/s", "peak RSS MB"
-    );
     let mut failures = Vec::new();
-    for job in jobs(args) {
-        if !args.only.is_empty() && !args.only.iter().any(|o| o == job.name) {
-            continue;
+    if args.only.iter().any(|o| o == savepoint::NAME) {
+        if let Err(e) = savepoint::run(args, &dir) {
+            failures.push(format!("{e:#}"));
         }
-        let mut best: Option<Figures> = None;
-        for _ in 0..args.runs.max(1) {
-            match run_one(&job, args.parallelism, &dir) {
-                Ok(f) => {
-                    if best.as_ref().is_none_or(|b| f.seconds < b.seconds) {
-                        best = Some(f);
+    }
+    let selected: Vec<BenchJob> = jobs(args)
+        .into_iter()
+        .filter(|job| args.only.is_empty() || args.only.iter().any(|o| o == job.name))
+        .collect();
+    if !selected.is_empty() {
+        println!(
+            "{:<15} {:>12} {:>10} {:>14} {:>12}",
+            "job", "events", "seconds", "events/s", "peak RSS MB"
+        );
+    }
+    // Without checkpoints, and with them when asked; runs alternate between the two.
+    let variants: Vec<Option<&str>> = match &args.checkpoint_interval {
+        Some(interval) => vec![None, Some(interval.as_str())],
+        None => vec![None],
+    };
+    for job in selected {
+        let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut best: Vec<Option<Figures>> = variants.iter().map(|_| None).collect();
+        'runs: for _ in 0..args.runs.max(1) {
+            for (v, interval) in variants.iter().enumerate() {
+                match run_one(&job, args.parallelism, &dir, *interval) {
+                    Ok(f) => {
+                        seconds[v].push(f.seconds);
+                        if best[v].as_ref().is_none_or(|b| f.seconds < b.seconds) {
+                            best[v] = Some(f);
+                        }
                     }
-                }
-                Err(e) => {
-                    failures.push(format!("{e:#}"));
-                    break;
+                    Err(e) => {
+                        failures.push(format!("{e:#}"));
+                        break 'runs;
+                    }
                 }
             }
         }
-        match best {
-            Some(f) => println!(
-                "{:<10} {:>12} {:>10.2} {:>14.0} {:>12.1}",
+        for (v, interval) in variants.iter().enumerate() {
+            let name = match interval {
+                Some(_) => format!("{}+ckpt", job.name),
+                None => job.name.to_string(),
+            };
+            match &best[v] {
+                Some(f) => print_figures(&name, job.events, f),
+                None => println!("{name:<15} failed"),
+            }
+        }
+        if let (Some(interval), [without, with]) = (&args.checkpoint_interval, &seconds[..])
+            && !without.is_empty()
+            && !with.is_empty()
+        {
+            let range = |v: &[f64]| {
+                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = v.iter().copied().fold(0.0, f64::max);
+                (min, max)
+            };
+            let ((a, b), (c, d)) = (range(without), range(with));
+            println!(
+                "{:<15} checkpoints every {interval}: best {:+.1} % time ({a:.2}-{b:.2} s without, \
+                 {c:.2}-{d:.2} s with, {} runs each)",
                 job.name,
-                job.events,
-                f.seconds,
-                job.events as f64 / f.seconds,
-                f.peak_rss_bytes as f64 / (1024.0 * 1024.0)
-            ),
-            None => println!("{:<10} failed", job.name),
+                (c / a - 1.0) * 100.0,
+                without.len().min(with.len())
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -88,6 +88,11 @@ pub enum Error {
     /// A checkpoint or savepoint cannot be restored into this job.
     #[error("cannot restore {location}: {message}")]
     Restore { location: String, message: String },
+
+    /// The processes of a distributed job lost each other, or disagree (the message names the
+    /// worker or address). The job restarts from its latest checkpoint.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,9 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod client;
+pub mod control;
+pub mod launch;
 mod run;
 
-pub use run::run;
+pub use control::LiveJob;
+pub use run::{run, run_controlled, run_with};
 
 use crate::catalog::Script;
 use crate::checkpoint::CheckpointSettings;
@@ -328,6 +332,7 @@ impl RestartStrategy {
 }
 
 /// A script read, parsed, and planned.
+#[derive(Clone)]
 pub struct PlannedJob {
     pub settings: JobSettings,
     pub graph: JobGraph,

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod catalog;
 pub mod checkpoint;
+pub mod cluster;
 pub mod connectors;
 pub mod dataflow;
 pub mod error;

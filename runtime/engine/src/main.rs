@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
+use weir_rpc::Token;
+use weir_runtime::cluster::{
+    self, connect::Auth, coordinator::CoordinatorOptions, spec::JobSpec, worker::WorkerOptions,
+};
 use weir_runtime::job::{self, Progress};
 
 #[derive(Parser)]
@@ -27,14 +31,48 @@ enum Command {
         /// Write the run's figures (rows, seconds, peak memory) as JSON to this file.
         #[arg(long, hide = true)]
         stats_json: Option<PathBuf>,
+        #[command(flatten)]
+        api: job::client::ServeArgs,
     },
     /// Print the job graph: operators, parallelism, chaining and exchanges.
     Explain {
         #[command(flatten)]
         job: JobArgs,
     },
+    /// Run a job on worker processes (`weir worker`): wait until they offer enough slots,
+    /// deploy, checkpoint, and restart from the latest checkpoint when a worker is lost.
+    Coordinator {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Where workers connect.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        listen: std::net::SocketAddr,
+        /// How often workers report (`heartbeat.interval`).
+        #[arg(long, default_value = "1s")]
+        heartbeat_interval: String,
+        /// A worker silent this long is lost and the job restarts (`heartbeat.timeout`).
+        #[arg(long, default_value = "10s")]
+        heartbeat_timeout: String,
+        /// No progress line or summary.
+        #[arg(long)]
+        quiet: bool,
+        /// Write the run's figures as JSON to this file.
+        #[arg(long, hide = true)]
+        stats_json: Option<PathBuf>,
+        /// The control API; its --token-file also guards the workers' connections.
+        #[command(flatten)]
+        api: job::client::ServeArgs,
+    },
+    /// Offer slots to a coordinator and run the tasks it deploys, until Ctrl-C.
+    Worker(WorkerArgs),
     /// Run the Nexmark and windowed benchmark jobs and print events/s and peak memory.
     Bench(weir_runtime::bench::BenchArgs),
+    /// Ask a running job (`weir run --api`, `weir coordinator --api`) for its status and
+    /// checkpoints, take a savepoint, or cancel it.
+    Job {
+        #[command(subcommand)]
+        command: job::client::JobCommand,
+    },
     /// List and inspect checkpoints and savepoints.
     Checkpoints {
         #[command(subcommand)]
@@ -55,6 +93,34 @@ enum CheckpointsCommand {
         /// A `chk-<n>` folder, a savepoint folder, or either's `_metadata`.
         path: String,
     },
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The coordinator's `--listen` address, e.g. `http://coordinator:6123`.
+    #[arg(long)]
+    coordinator: String,
+    /// Tasks this worker runs at once (one subtask of every operator chain per slot).
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// Port of the data plane other workers send batches to (0: any free port).
+    #[arg(long, default_value_t = 6124)]
+    data_port: u16,
+    /// Address the data plane binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Host name other workers reach this one on (default: the bind address).
+    #[arg(long)]
+    advertise_host: Option<String>,
+    /// A name for the coordinator's logs (default: $HOSTNAME).
+    #[arg(long)]
+    name: Option<String>,
+    /// The shared token (a file holding it) the coordinator and the workers require.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Directory for RocksDB state (default: a temporary directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -135,8 +201,16 @@ impl JobArgs {
         Ok(out)
     }
 
-    fn plan(&self) -> anyhow::Result<job::PlannedJob> {
-        let sql = job::read_script(&self.file)?;
+    /// The job as workers receive it: the script and the settings around it.
+    fn spec(&self) -> anyhow::Result<JobSpec> {
+        Ok(JobSpec {
+            sql: job::read_script(&self.file)?,
+            defaults: self.defaults(),
+            overrides: self.overrides()?,
+        })
+    }
+
+    fn defaults(&self) -> Vec<(String, String)> {
         // The job id defaults to the file's name, so a rerun finds its checkpoints; the
         // script's `SET 'pipeline.name'` and --job-id come later and win.
         let mut defaults = Vec::new();
@@ -145,7 +219,12 @@ impl JobArgs {
         {
             defaults.push(("pipeline.name".to_string(), id));
         }
-        let mut planned = job::plan_sql_with_defaults(&sql, &defaults, &self.overrides()?)
+        defaults
+    }
+
+    fn plan(&self) -> anyhow::Result<job::PlannedJob> {
+        let sql = job::read_script(&self.file)?;
+        let mut planned = job::plan_sql_with_defaults(&sql, &self.defaults(), &self.overrides()?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.file.display()))?;
         if let Some(dir) = &self.state_dir {
             planned.settings.state_dir = Some(dir.clone());
@@ -177,65 +256,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             job,
             quiet,
             stats_json,
+            api,
+        } => run_and_report(
+            &job.plan()?,
+            quiet,
+            stats_json,
+            &api,
+            |planned, progress, stop, live| {
+                job::run_controlled(planned, progress, stop, &job::launch::LocalLauncher, live)
+            },
+        ),
+        Command::Coordinator {
+            job,
+            listen,
+            heartbeat_interval,
+            heartbeat_timeout,
+            quiet,
+            stats_json,
+            api,
         } => {
             let planned = job.plan()?;
+            let spec = job.spec()?;
+            let duration = |flag: &str, value: &str| {
+                weir_runtime::connectors::options::parse_duration(value).ok_or_else(|| {
+                    anyhow::anyhow!("{flag}: '{value}' is not a duration like '10s'")
+                })
+            };
+            let options = CoordinatorOptions {
+                listen,
+                auth: Auth {
+                    token: Token::from_optional_file(api.token_file.as_deref())?,
+                },
+                heartbeat_interval: duration("--heartbeat-interval", &heartbeat_interval)?,
+                heartbeat_timeout: duration("--heartbeat-timeout", &heartbeat_timeout)?,
+            };
+            run_and_report(
+                &planned,
+                quiet,
+                stats_json,
+                &api,
+                |planned, progress, stop, live| {
+                    cluster::coordinator::run(planned.clone(), spec, &options, progress, stop, live)
+                },
+            )
+        }
+        Command::Worker(args) => {
             let stop = Arc::new(AtomicBool::new(false));
             let handler_stop = stop.clone();
             ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))?;
-            let progress = if quiet {
-                Progress::Quiet
-            } else {
-                Progress::Auto
+            let name = args.name.clone().unwrap_or_else(|| {
+                std::env::var("HOSTNAME")
+                    .unwrap_or_else(|_| format!("worker-{}", std::process::id()))
+            });
+            let options = WorkerOptions {
+                coordinator: args.coordinator,
+                slots: args.slots,
+                data_listen: std::net::SocketAddr::new(args.bind, args.data_port),
+                advertise_host: args.advertise_host,
+                name,
+                auth: Auth {
+                    token: Token::from_optional_file(args.token_file.as_deref())?,
+                },
+                state_dir: args.state_dir,
             };
-            let summary = job::run(&planned, progress, stop)?;
-            if let Some(path) = stats_json {
-                let json = format!(
-                    "{{\"rows_in\":{},\"rows_out\":{},\"seconds\":{},\"peak_rss_bytes\":{}}}\n",
-                    summary.rows_in,
-                    summary.rows_out,
-                    summary.elapsed.as_secs_f64(),
-                    job::peak_rss_bytes().unwrap_or(0)
-                );
-                std::fs::write(&path, json)?;
-            }
-            if !quiet {
-                eprintln!(
-                    "{}: {} rows in, {} rows out, {} late rows dropped, {:.2} s ({} rows/s){}",
-                    if summary.cancelled {
-                        "cancelled"
-                    } else {
-                        "finished"
-                    },
-                    summary.rows_in,
-                    summary.rows_out,
-                    summary.late_rows_dropped,
-                    summary.elapsed.as_secs_f64(),
-                    job::human(summary.rows_per_second()),
-                    job::peak_rss_bytes()
-                        .map(|b| format!(", peak memory {} MB", b / (1024 * 1024)))
-                        .unwrap_or_default()
-                );
-                if summary.checkpoints_completed + summary.checkpoints_failed > 0 {
-                    eprintln!(
-                        "checkpoints: {} complete, {} failed{}{}",
-                        summary.checkpoints_completed,
-                        summary.checkpoints_failed,
-                        summary
-                            .last_checkpoint
-                            .as_ref()
-                            .map(|(id, at)| format!(", last {id} at {at}"))
-                            .unwrap_or_default(),
-                        if summary.restarts > 0 {
-                            format!(", {} restarts", summary.restarts)
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-            }
-            if let Some(savepoint) = &summary.savepoint {
-                println!("Savepoint completed. Path: {savepoint}");
-            }
+            cluster::worker::run(options, stop)?;
             Ok(())
         }
         Command::Explain { job } => {
@@ -244,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => weir_runtime::bench::run(&args),
+        Command::Job { command } => Ok(command.run()?),
         Command::Checkpoints { command } => match command {
             CheckpointsCommand::List { dir } => {
                 print!("{}", weir_checkpoint::list_checkpoints(&dir)?);
@@ -255,4 +340,86 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+/// Run a planned job (in this process or on workers, as `run` does it) with the control API,
+/// then print its summary.
+fn run_and_report(
+    planned: &job::PlannedJob,
+    quiet: bool,
+    stats_json: Option<PathBuf>,
+    api: &job::client::ServeArgs,
+    run: impl FnOnce(
+        &job::PlannedJob,
+        Progress,
+        Arc<AtomicBool>,
+        &job::LiveJob,
+    ) -> weir_runtime::error::Result<job::JobSummary>,
+) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = stop.clone();
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))?;
+    let progress = if quiet {
+        Progress::Quiet
+    } else {
+        Progress::Auto
+    };
+    let live = job::LiveJob::new(planned);
+    let server = api.start(live.clone())?;
+    let result = run(planned, progress, stop, &live);
+    if let Some(server) = server {
+        // A client polling a stop-with-savepoint gets its answer before we exit.
+        live.wait_for_savepoint_readers(std::time::Duration::from_secs(10));
+        server.shutdown()?;
+    }
+    let summary = result?;
+    if let Some(path) = stats_json {
+        let json = format!(
+            "{{\"rows_in\":{},\"rows_out\":{},\"seconds\":{},\"peak_rss_bytes\":{}}}\n",
+            summary.rows_in,
+            summary.rows_out,
+            summary.elapsed.as_secs_f64(),
+            job::peak_rss_bytes().unwrap_or(0)
+        );
+        std::fs::write(&path, json)?;
+    }
+    if !quiet {
+        eprintln!(
+            "{}: {} rows in, {} rows out, {} late rows dropped, {:.2} s ({} rows/s){}",
+            if summary.cancelled {
+                "cancelled"
+            } else {
+                "finished"
+            },
+            summary.rows_in,
+            summary.rows_out,
+            summary.late_rows_dropped,
+            summary.elapsed.as_secs_f64(),
+            job::human(summary.rows_per_second()),
+            job::peak_rss_bytes()
+                .map(|b| format!(", peak memory {} MB", b / (1024 * 1024)))
+                .unwrap_or_default()
+        );
+        if summary.checkpoints_completed + summary.checkpoints_failed > 0 {
+            eprintln!(
+                "checkpoints: {} complete, {} failed{}{}",
+                summary.checkpoints_completed,
+                summary.checkpoints_failed,
+                summary
+                    .last_checkpoint
+                    .as_ref()
+                    .map(|(id, at)| format!(", last {id} at {at}"))
+                    .unwrap_or_default(),
+                if summary.restarts > 0 {
+                    format!(", {} restarts", summary.restarts)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(savepoint) = &summary.savepoint {
+        println!("Savepoint completed. Path: {savepoint}");
+    }
+    Ok(())
 }

@@ -23,8 +23,6 @@ const MAGIC: [u8; 4] = *b"WKGF";
 const VERSION: u16 = 1;
 const HEADER_LEN: usize = 20;
 const CRC_RANGE_START: usize = 10;
-/// The fewest bytes one entry takes (state id and two one-byte lengths), to bound preallocation.
-const MIN_ENTRY_LEN: usize = 4;
 
 /// Encodes the entries of `key_group` (in the order given; backends give key order).
 pub fn encode(key_group: KeyGroup, entries: &[Entry]) -> Vec<u8> {
@@ -37,6 +35,26 @@ pub fn encode(key_group: KeyGroup, entries: &[Entry]) -> Vec<u8> {
 
 /// Decodes a file made by [`encode`] or [`Encoder`]: its key group and entries.
 pub fn decode(bytes: &[u8]) -> Result<(KeyGroup, Vec<Entry>)> {
+    let mut entries = Vec::new();
+    let key_group = decode_each(bytes, &mut |state, key, value| {
+        entries.push(Entry {
+            state,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        });
+        Ok(())
+    })?;
+    Ok((key_group, entries))
+}
+
+/// Checks a file made by [`encode`] or [`Encoder`] and calls `f` with each entry's state id,
+/// key and value, borrowed from `bytes` (no copy); returns the file's key group. An error from
+/// `f` stops the decoding and is returned as is. The checksum is verified before `f` sees any
+/// entry.
+pub fn decode_each(
+    bytes: &[u8],
+    f: &mut dyn FnMut(StateId, &[u8], &[u8]) -> Result<()>,
+) -> Result<KeyGroup> {
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(format!(
             "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
@@ -64,14 +82,12 @@ pub fn decode(bytes: &[u8]) -> Result<(KeyGroup, Vec<Entry>)> {
     let key_group = header.u16()?;
     let count = header.u64()?;
     let mut body = header;
-    let room = body.remaining() / MIN_ENTRY_LEN;
-    let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(room));
     for index in 0..count {
-        let entry = body.entry().map_err(|err| match err {
+        let (state, key, value) = body.entry().map_err(|err| match err {
             Error::Corrupt { reason } => corrupt(format!("entry {index} of {count}: {reason}")),
             other => other,
         })?;
-        entries.push(entry);
+        f(state, key, value)?;
     }
     if body.remaining() != 0 {
         return Err(corrupt(format!(
@@ -79,7 +95,7 @@ pub fn decode(bytes: &[u8]) -> Result<(KeyGroup, Vec<Entry>)> {
             body.remaining()
         )));
     }
-    Ok((key_group, entries))
+    Ok(key_group)
 }
 
 /// Builds a canonical file entry by entry, so a caller iterating a backend need not collect the
@@ -204,32 +220,48 @@ impl<'a> Reader<'a> {
         )))
     }
 
-    fn bytes_with_len(&mut self) -> Result<Vec<u8>> {
+    fn bytes_with_len(&mut self) -> Result<&'a [u8]> {
         let len = self.varint()?;
         let len = usize::try_from(len)
             .map_err(|_| corrupt(format!("length {len} does not fit in memory")))?;
-        self.take(len).map(<[u8]>::to_vec)
+        self.take(len)
     }
 
-    fn entry(&mut self) -> Result<Entry> {
+    fn entry(&mut self) -> Result<(StateId, &'a [u8], &'a [u8])> {
         let state = StateId(self.u16()?);
         let key = self.bytes_with_len()?;
         let value = self.bytes_with_len()?;
-        Ok(Entry { state, key, value })
+        Ok((state, key, value))
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib and gzip compute it), table-driven.
+/// CRC-32 (IEEE 802.3, as zlib and gzip compute it), slicing by 8: eight table lookups per
+/// 8 bytes instead of one per byte (savepoints and rescaled restores checksum every byte).
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
-    for &byte in bytes {
-        crc = CRC_TABLE[usize::from((crc as u8) ^ byte)] ^ (crc >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let hi = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+        crc = CRC_TABLES[7][(lo & 0xff) as usize]
+            ^ CRC_TABLES[6][((lo >> 8) & 0xff) as usize]
+            ^ CRC_TABLES[5][((lo >> 16) & 0xff) as usize]
+            ^ CRC_TABLES[4][(lo >> 24) as usize]
+            ^ CRC_TABLES[3][(hi & 0xff) as usize]
+            ^ CRC_TABLES[2][((hi >> 8) & 0xff) as usize]
+            ^ CRC_TABLES[1][((hi >> 16) & 0xff) as usize]
+            ^ CRC_TABLES[0][(hi >> 24) as usize];
+    }
+    for &byte in chunks.remainder() {
+        crc = CRC_TABLES[0][usize::from((crc as u8) ^ byte)] ^ (crc >> 8);
     }
     !crc
 }
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// `CRC_TABLES[0]` is the byte-at-a-time table; `CRC_TABLES[k][i]` advances `CRC_TABLES[0][i]`
+/// by `k` more zero bytes.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u32;
@@ -242,10 +274,20 @@ const CRC_TABLE: [u32; 256] = {
             };
             bit += 1;
         }
-        table[i] = crc;
+        tables[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = tables[k - 1][i];
+            tables[k][i] = (prev >> 8) ^ tables[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    tables
 };
 
 #[cfg(test)]
@@ -277,6 +319,18 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Slicing by 8 equals the byte-at-a-time definition at every length and alignment.
+        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 31 + 7) as u8).collect();
+        for start in 0..9 {
+            for end in start..bytes.len() {
+                let part = &bytes[start..end];
+                let mut crc = !0u32;
+                for &byte in part {
+                    crc = CRC_TABLES[0][usize::from((crc as u8) ^ byte)] ^ (crc >> 8);
+                }
+                assert_eq!(crc32(part), !crc, "bytes {start}..{end}");
+            }
+        }
     }
 
     #[test]

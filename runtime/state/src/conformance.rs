@@ -200,6 +200,74 @@ fn check_states_and_key_groups_never_leak_into_each_others_scans(backend: &mut d
     );
 }
 
+fn check_delete_range_removes_exactly_the_range(backend: &mut dyn StateBackend) {
+    let keys: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"c", b"\xff"];
+    let neighbours = [(COUNTS, 6), (COUNTS, 8), (SUMS, 7), (StateId(0), 7)];
+    for key in keys {
+        backend.put(COUNTS, 7, key, b"v").expect("put");
+        for (state, key_group) in neighbours {
+            backend.put(state, key_group, key, b"n").expect("put");
+        }
+    }
+    let left = |backend: &dyn StateBackend| -> Vec<Vec<u8>> {
+        let found = backend.scan_prefix(COUNTS, 7, b"").expect("scan");
+        found.into_iter().map(|(key, _)| key).collect()
+    };
+
+    backend
+        .delete_range(COUNTS, 7, b"b", Some(b"a"))
+        .expect("an inverted range deletes nothing");
+    backend
+        .delete_range(COUNTS, 7, b"a", Some(b"a"))
+        .expect("an empty range deletes nothing");
+    assert_eq!(left(backend).len(), keys.len());
+
+    backend
+        .delete_range(COUNTS, 7, b"a", Some(b"b"))
+        .expect("delete [a, b)");
+    assert_eq!(
+        left(backend),
+        [b"".as_slice(), b"b", b"c", b"\xff"].map(<[u8]>::to_vec)
+    );
+    backend
+        .delete_range(COUNTS, 7, b"c", None)
+        .expect("delete [c, end)");
+    assert_eq!(left(backend), [b"".as_slice(), b"b"].map(<[u8]>::to_vec));
+    backend
+        .delete_range(COUNTS, 7, b"", None)
+        .expect("delete the whole state in the key group");
+    assert!(left(backend).is_empty());
+
+    for (state, key_group) in neighbours {
+        assert_eq!(
+            backend
+                .scan_prefix(state, key_group, b"")
+                .expect("scan")
+                .len(),
+            keys.len(),
+            "state {} in key group {key_group} is untouched",
+            state.0
+        );
+    }
+
+    // The last state of the last key group has no encoded upper bound.
+    let last = StateId(u16::MAX);
+    backend.put(last, u16::MAX, b"a", b"v").expect("put");
+    backend.put(last, u16::MAX, b"b", b"v").expect("put");
+    backend
+        .delete_range(last, u16::MAX, b"b", None)
+        .expect("delete to the very end");
+    assert_eq!(
+        backend.scan_prefix(last, u16::MAX, b"").expect("scan"),
+        entries(&[(b"a", b"v")])
+    );
+}
+
+#[test]
+fn delete_range_removes_exactly_the_range() {
+    on_both_backends(check_delete_range_removes_exactly_the_range);
+}
+
 #[test]
 fn get_sees_latest_put_and_none_after_delete() {
     on_both_backends(check_get_sees_latest_put_and_none_after_delete);

@@ -74,6 +74,9 @@ pub enum Error {
     },
 
     /// A canonical key-group file is truncated, damaged or of an unknown version.
+    #[error("bulk load into {} got keys out of order: {key:02x?} after a larger or equal key", path.display())]
+    Unsorted { path: PathBuf, key: Vec<u8> },
+
     #[error("corrupt canonical key-group file: {reason}")]
     Corrupt { reason: String },
 

@@ -67,9 +67,26 @@ pub(crate) fn key_group_bounds(
     Some((lower, upper))
 }
 
+/// The encoded key range `[lower, upper)` of the user keys `[start, end)` of `state` in
+/// `key_group` (`end = None`: to the last key of that state); `upper` is `None` only when no
+/// encoded key bounds the range (the last state of the last key group).
+pub(crate) fn user_key_bounds(
+    key_group: KeyGroup,
+    state: StateId,
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let lower = encode_key(key_group, state, start);
+    let upper = match end {
+        Some(end) => Some(encode_key(key_group, state, end)),
+        None => prefix_successor(&key_prefix(key_group, state)),
+    };
+    (lower, upper)
+}
+
 /// The smallest byte string greater than every string starting with `prefix`, or `None` if
 /// there is none (`prefix` is empty or all `0xff`). Used as an exclusive upper bound for scans.
-pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last != u8::MAX {

@@ -30,9 +30,9 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 pub use error::Error;
-pub use key::{KeyGroup, StateId, decode_key, encode_key};
+pub use key::{KeyGroup, StateId, decode_key, encode_key, prefix_successor};
 pub use memory::MemoryBackend;
-pub use rocks::RocksDbBackend;
+pub use rocks::{LoadSink, RocksDbBackend};
 pub use snapshot::{Entry, LocalSnapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -63,6 +63,17 @@ pub trait StateBackend: Send {
 
     /// Apply many writes at once (atomically where the backend can).
     fn write_batch(&mut self, ops: Vec<WriteOp>) -> Result<()>;
+
+    /// Delete every entry of `state` in `key_group` whose user key is in `[start, end)`;
+    /// `end = None` runs to the last key of `state` in `key_group`. One range tombstone in
+    /// RocksDB, however many entries it covers; an empty range deletes nothing.
+    fn delete_range(
+        &mut self,
+        state: StateId,
+        key_group: KeyGroup,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<()>;
 
     /// All entries of `state` in `key_group` whose key starts with `prefix`, in key order.
     fn scan_prefix(

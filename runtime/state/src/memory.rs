@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeInclusive};
 use std::path::Path;
 
-use crate::key::{key_group_bounds, prefix_successor};
+use crate::key::{key_group_bounds, prefix_successor, user_key_bounds};
 use crate::{
     Entry, KeyGroup, LocalSnapshot, Result, StateBackend, StateId, WriteOp, decode_key, encode_key,
 };
@@ -79,6 +79,32 @@ impl StateBackend for MemoryBackend {
                     self.entries.remove(&encode_key(key_group, state, &key));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn delete_range(
+        &mut self,
+        state: StateId,
+        key_group: KeyGroup,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<()> {
+        let (lower, upper) = user_key_bounds(key_group, state, start, end);
+        if upper.as_ref().is_some_and(|upper| *upper <= lower) {
+            return Ok(());
+        }
+        let upper = match &upper {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let doomed: Vec<Vec<u8>> = self
+            .entries
+            .range::<[u8], _>((Bound::Included(lower.as_slice()), upper))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in doomed {
+            self.entries.remove(&key);
         }
         Ok(())
     }

@@ -7,6 +7,9 @@
 //! Snapshots are RocksDB native checkpoints (the `checkpoint` submodule).
 
 mod checkpoint;
+mod load;
+
+pub use load::LoadSink;
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -16,7 +19,7 @@ use rocksdb::{
     DB, DBCompressionType, DBRawIterator, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
-use crate::key::{key_group_bounds, key_prefix, prefix_successor};
+use crate::key::{key_group_bounds, key_prefix, prefix_successor, user_key_bounds};
 use crate::{
     Entry, Error, KeyGroup, LocalSnapshot, Result, StateBackend, StateId, WriteOp, decode_key,
     encode_key,
@@ -142,6 +145,44 @@ impl StateBackend for RocksDbBackend {
                 } => batch.delete(encode_key(key_group, state, &key)),
             }
         }
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(|source| self.write_error(source))
+    }
+
+    /// One range tombstone (`DeleteRange`), written without the WAL like every other write.
+    fn delete_range(
+        &mut self,
+        state: StateId,
+        key_group: KeyGroup,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<()> {
+        let (lower, upper) = user_key_bounds(key_group, state, start, end);
+        let Some(upper) = upper else {
+            // The last state of the last key group has no encoded upper bound: delete the
+            // entries one by one (never reached with key groups below `u16::MAX`).
+            let keys: Vec<Vec<u8>> = self
+                .scan_prefix(state, key_group, b"")?
+                .into_iter()
+                .map(|(key, _)| key)
+                .filter(|key| key.as_slice() >= start)
+                .collect();
+            let ops = keys
+                .into_iter()
+                .map(|key| WriteOp::Delete {
+                    state,
+                    key_group,
+                    key,
+                })
+                .collect();
+            return self.write_batch(ops);
+        };
+        if upper <= lower {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_range(lower, upper);
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(|source| self.write_error(source))

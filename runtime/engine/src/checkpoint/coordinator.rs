@@ -18,8 +18,8 @@ use weir_checkpoint::metadata::{
 };
 use weir_checkpoint::{CheckpointStorage, JobCheckpoints, savepoint_folder_name};
 
-use super::upload::{Destination, UploadContext, confirm_files};
-use super::{CheckpointSettings, Event, NodeRef, NodeState, SnapshotOf, Trigger};
+use super::upload::{Destination, UploadContext};
+use super::{CheckpointSettings, Event, NodeRef, NodeState, SnapshotOf, SnapshotTiming, Trigger};
 use crate::catalog::TableDef;
 use crate::connectors;
 use crate::dataflow::message::{Barrier, BarrierKind};
@@ -39,7 +39,8 @@ pub enum Command {
     StopWithCheckpoint { reply: Sender<Result<String>> },
 }
 
-/// Figures about the job's checkpoints, read by the progress display and the summary.
+/// Figures about the job's checkpoints, read by the progress display, the summary and (later)
+/// the control API: counts, the last complete checkpoint, and the recent history.
 #[derive(Debug, Clone, Default)]
 pub struct CheckpointStats {
     pub completed: u64,
@@ -48,6 +49,55 @@ pub struct CheckpointStats {
     pub last_location: Option<String>,
     pub last_duration: Option<Duration>,
     pub last_size: u64,
+    /// The last [`HISTORY`] checkpoints and savepoints that ended (complete or failed), oldest
+    /// first.
+    pub history: VecDeque<CheckpointRecord>,
+}
+
+/// Checkpoints kept in [`CheckpointStats::history`].
+pub const HISTORY: usize = 64;
+
+impl CheckpointStats {
+    /// The newest record of the history, complete or failed.
+    pub fn latest(&self) -> Option<&CheckpointRecord> {
+        self.history.back()
+    }
+
+    fn record(&mut self, record: CheckpointRecord) {
+        if self.history.len() >= HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(record);
+    }
+}
+
+/// One checkpoint or savepoint as the coordinator saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointRecord {
+    pub id: u64,
+    pub savepoint: bool,
+    pub status: CheckpointStatus,
+    /// Where it was written (the `chk-<id>` folder or the savepoint folder).
+    pub path: String,
+    /// When it was triggered, in milliseconds since the epoch.
+    pub triggered_ms: i64,
+    /// From the trigger to `_metadata` written (or to the failure).
+    pub duration: Duration,
+    /// Bytes of state it refers to (shared files included); 0 when it failed.
+    pub size_bytes: u64,
+    /// The longest barrier alignment of any task (first input's barrier to the last one's).
+    pub alignment: Duration,
+    /// The longest synchronous snapshot of any task (processing paused meanwhile).
+    pub sync: Duration,
+    /// Tasks that acknowledged.
+    pub acknowledged: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointStatus {
+    Completed,
+    Failed { reason: String },
 }
 
 /// The job's tasks as the coordinator sees them.
@@ -62,11 +112,32 @@ pub type SinkTables = HashMap<String, Arc<TableDef>>;
 struct Pending {
     barrier: Barrier,
     started: Instant,
+    triggered_ms: i64,
+    /// The largest alignment and synchronous snapshot time of the tasks that acknowledged.
+    timing: SnapshotTiming,
     location: String,
     root: Option<CheckpointStorage>,
     acks: HashMap<usize, Vec<NodeState>>,
     stop: bool,
     reply: Option<Sender<Result<String>>>,
+}
+
+impl Pending {
+    /// What the history keeps of this checkpoint once it ended with `status`.
+    fn record(&self, status: CheckpointStatus, size_bytes: u64) -> CheckpointRecord {
+        CheckpointRecord {
+            id: self.barrier.id,
+            savepoint: self.barrier.is_savepoint(),
+            status,
+            path: self.location.clone(),
+            triggered_ms: self.triggered_ms,
+            duration: self.started.elapsed(),
+            size_bytes,
+            alignment: self.timing.alignment,
+            sync: self.timing.sync,
+            acknowledged: self.acks.len(),
+        }
+    }
 }
 
 pub struct Coordinator {
@@ -129,12 +200,14 @@ impl Coordinator {
             let wait = Duration::from_millis(20);
             select! {
                 recv(self.events) -> event => match event {
-                    Ok(Event::Acknowledged { task, of, nodes }) => match of {
+                    Ok(Event::Acknowledged { task, of, nodes, timing }) => match of {
                         SnapshotOf::Final => {
                             finals.insert(task, nodes);
                         }
                         SnapshotOf::Barrier(b) => match pending.as_mut() {
                             Some(p) if p.barrier.id == b.id => {
+                                p.timing.alignment = p.timing.alignment.max(timing.alignment);
+                                p.timing.sync = p.timing.sync.max(timing.sync);
                                 p.acks.insert(task, nodes);
                             }
                             _ => {
@@ -274,9 +347,7 @@ impl Coordinator {
                 (Some(root), location, destination)
             }
         };
-        if let Ok(mut d) = self.uploads.destinations.lock() {
-            d.insert(id, destination);
-        }
+        self.uploads.set_destination(id, Some(destination));
         tracing::debug!(id, ?kind, "triggering");
         for (task, trigger) in self.tasks.triggers.iter().enumerate() {
             if let Some(tx) = trigger
@@ -289,6 +360,8 @@ impl Coordinator {
         Ok(Pending {
             barrier,
             started: Instant::now(),
+            triggered_ms: now_ms(),
+            timing: SnapshotTiming::default(),
             location,
             root,
             acks: HashMap::new(),
@@ -359,9 +432,7 @@ impl Coordinator {
         };
         let metadata = self.metadata(id, kind, &p.acks, finals);
         let result = self.write_metadata(&metadata, p.root.as_ref());
-        if let Ok(mut d) = self.uploads.destinations.lock() {
-            d.remove(&id);
-        }
+        self.uploads.set_destination(id, None);
         match result {
             Ok(()) => {}
             Err(Fenced(e)) => return Err(e),
@@ -374,7 +445,12 @@ impl Coordinator {
                     let _ = reply.send(Err(Error::execution("checkpoint", e.to_string())));
                 }
                 self.discard(&p.acks, id);
-                self.record_failure();
+                self.record_failure(p.record(
+                    CheckpointStatus::Failed {
+                        reason: e.to_string(),
+                    },
+                    0,
+                ));
                 return Ok(false);
             }
         }
@@ -391,21 +467,25 @@ impl Coordinator {
             }
         }
         let size: u64 = metadata.total_size();
+        let record = p.record(CheckpointStatus::Completed, size);
+        tracing::info!(
+            id,
+            location = %p.location,
+            duration_ms = record.duration.as_millis() as u64,
+            size,
+            alignment_ms = record.alignment.as_millis() as u64,
+            sync_ms = record.sync.as_millis() as u64,
+            "{} complete",
+            if p.barrier.is_savepoint() { "savepoint" } else { "checkpoint" }
+        );
         if let Ok(mut stats) = self.stats.lock() {
             stats.completed += 1;
             stats.last_id = Some(id);
             stats.last_location = Some(p.location.clone());
-            stats.last_duration = Some(p.started.elapsed());
+            stats.last_duration = Some(record.duration);
             stats.last_size = size;
+            stats.record(record);
         }
-        tracing::info!(
-            id,
-            location = %p.location,
-            duration_ms = p.started.elapsed().as_millis() as u64,
-            size,
-            "{} complete",
-            if p.barrier.is_savepoint() { "savepoint" } else { "checkpoint" }
-        );
         if let Some(reply) = p.reply {
             let _ = reply.send(Ok(p.location.clone()));
         }
@@ -464,7 +544,7 @@ impl Coordinator {
 
     /// Remember the SST files of a complete checkpoint, so later ones refer to them.
     fn confirm(&self, metadata: &CheckpointMetadata) {
-        confirm_files(&self.uploads.confirmed, metadata, |_| true);
+        self.uploads.confirm(metadata);
     }
 
     /// All tasks finished: a final checkpoint records their end state, then the sinks'
@@ -512,22 +592,26 @@ impl Coordinator {
 
     fn fail(&mut self, p: Pending, reason: &str) {
         tracing::warn!(id = p.barrier.id, reason, "checkpoint failed");
-        if let Ok(mut d) = self.uploads.destinations.lock() {
-            d.remove(&p.barrier.id);
-        }
+        self.uploads.set_destination(p.barrier.id, None);
         for nodes in p.acks.values() {
             self.carry_all(nodes);
         }
         self.discard(&p.acks, p.barrier.id);
-        self.record_failure();
+        self.record_failure(p.record(
+            CheckpointStatus::Failed {
+                reason: reason.to_string(),
+            },
+            0,
+        ));
         if let Some(reply) = p.reply {
             let _ = reply.send(Err(Error::execution("checkpoint", reason.to_string())));
         }
     }
 
-    fn record_failure(&self) {
+    fn record_failure(&self, record: CheckpointRecord) {
         if let Ok(mut stats) = self.stats.lock() {
             stats.failed += 1;
+            stats.record(record);
         }
     }
 

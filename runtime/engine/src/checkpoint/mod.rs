@@ -15,6 +15,7 @@ pub mod upload;
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir_checkpoint::metadata::SubtaskState;
 use weir_state::LocalSnapshot;
@@ -65,7 +66,7 @@ impl CheckpointSettings {
 }
 
 /// Which node of the plan a piece of state belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRef {
     pub uid: String,
     pub name: String,
@@ -96,7 +97,7 @@ impl NodeSnapshot {
 }
 
 /// What a task's snapshot belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SnapshotOf {
     Barrier(Barrier),
     /// The task finished (its inputs ended): this is its state for every later checkpoint.
@@ -109,23 +110,38 @@ pub struct TaskSnapshot {
     pub task: usize,
     pub of: SnapshotOf,
     pub nodes: Vec<NodeSnapshot>,
+    pub timing: SnapshotTiming,
+}
+
+/// How long a task spent on a barrier before processing went on, reported with its
+/// acknowledgement (the coordinator keeps the largest over the tasks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotTiming {
+    /// From the first input channel's barrier to the last one's (zero for sources and tasks
+    /// with one input); the channels that delivered the barrier are held back meanwhile.
+    pub alignment: Duration,
+    /// The synchronous part of the snapshot on the task thread (the upload is not in it).
+    pub sync: Duration,
 }
 
 /// One node's uploaded state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeState {
     pub node: NodeRef,
     pub state: SubtaskState,
 }
 
-/// What the coordinator hears from tasks and upload threads.
-#[derive(Debug)]
+/// What the coordinator hears from tasks and upload threads (in a distributed job, from the
+/// workers' upload threads, as JSON).
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Event {
     /// A task's snapshot is uploaded and verified.
     Acknowledged {
         task: usize,
         of: SnapshotOf,
         nodes: Vec<NodeState>,
+        #[serde(default)]
+        timing: SnapshotTiming,
     },
     /// A task's snapshot could not be taken or uploaded. What its sinks pre-committed is
     /// still returned: those files must be published with a later checkpoint.

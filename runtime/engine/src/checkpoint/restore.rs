@@ -3,26 +3,28 @@
 //! State is matched to the new plan by operator uid. Keyed state moves by key group: a new
 //! subtask that owns exactly the key groups of one old RocksDB subtask downloads its files and
 //! opens them (the fast path, the common case of a restart at the same parallelism); any other
-//! subtask reads the key groups it owns out of every old subtask that held some of them.
+//! subtask reads the key groups it owns out of every old subtask that held some of them, in key
+//! order, into SST files that RocksDB ingests whole (no memtable, no compaction). An old RocksDB
+//! checkpoint that several new subtasks read is downloaded once.
 //! Operator state is handed to every new subtask (union), source splits are dealt out.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde_json::Value;
 use weir_checkpoint::metadata::{CheckpointMetadata, KeyedStateHandle, OperatorState};
 use weir_checkpoint::{CheckpointStorage, Restorable};
-use weir_state::{KeyGroup, MemoryBackend, RocksDbBackend, StateBackend, WriteOp, canonical};
+use weir_state::{
+    KeyGroup, LoadSink, MemoryBackend, RocksDbBackend, StateBackend, WriteOp, canonical,
+};
 
 use super::upload::{ConfirmedFiles, confirm_files};
 use crate::dataflow::graph::JobGraph;
 use crate::dataflow::key_group::key_group_range;
 use crate::dataflow::state::BackendKind;
 use crate::error::{Error, Result};
-
-/// Writes per batch when copying entries into a new backend: bounds memory, keeps batches big.
-const INGEST_BATCH: usize = 16 * 1024;
 
 /// A checkpoint or savepoint, checked against the plan that restores it.
 pub struct Restore {
@@ -33,6 +35,19 @@ pub struct Restore {
     /// The new plan's parallelism of each node, by uid.
     parallelism: HashMap<String, usize>,
     scratch: PathBuf,
+    /// Old RocksDB checkpoints downloaded for a rescale, by [`download_key`]: where, and how
+    /// many new subtasks have yet to read them.
+    downloads: Mutex<HashMap<String, (PathBuf, usize)>>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Ok(downloads) = self.downloads.get_mut() {
+            for (dir, _) in downloads.values() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
 }
 
 impl Restore {
@@ -96,6 +111,7 @@ impl Restore {
             by_uid,
             parallelism,
             scratch,
+            downloads: Mutex::new(HashMap::new()),
         })
     }
 
@@ -137,8 +153,28 @@ impl Restore {
     }
 
     /// The backend of `uid`'s subtask `subtask`, filled with its key groups' state; `None`
-    /// when the checkpoint has no keyed state for the operator.
+    /// when the checkpoint has no keyed state for the operator. Logs how long it took.
     pub fn open_backend(
+        &self,
+        uid: &str,
+        subtask: usize,
+        kind: BackendKind,
+        dir: &Path,
+    ) -> Result<Option<Box<dyn StateBackend>>> {
+        let started = std::time::Instant::now();
+        let backend = self.open_backend_inner(uid, subtask, kind, dir)?;
+        if backend.is_some() {
+            tracing::info!(
+                operator = uid,
+                subtask,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "restored keyed state"
+            );
+        }
+        Ok(backend)
+    }
+
+    fn open_backend_inner(
         &self,
         uid: &str,
         subtask: usize,
@@ -178,81 +214,162 @@ impl Restore {
             self.download(files.iter().map(|f| (&f.file, &f.name)), dir)?;
             return Ok(Some(Box::new(RocksDbBackend::open(dir)?)));
         }
-        let mut backend: Box<dyn StateBackend> = match kind {
+        let tag = format!("{uid}-{subtask}");
+        match kind {
             BackendKind::RocksDb => {
                 let _ = std::fs::remove_dir_all(dir);
-                Box::new(RocksDbBackend::open(dir)?)
+                let mut backend = RocksDbBackend::open(dir)?;
+                let scratch = self.scratch.join(format!("load-{tag}"));
+                for handle in handles {
+                    let mut failed = None;
+                    let loaded = backend.load_sorted(&scratch, &mut |sink| {
+                        self.read_entries(uid, parallelism, handle, &range, &tag, sink)
+                            .map_err(|e| {
+                                let message = e.to_string();
+                                failed = Some(e);
+                                weir_state::Error::visitor(std::io::Error::other(message))
+                            })
+                    });
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    loaded?;
+                }
+                let _ = std::fs::remove_dir_all(&scratch);
+                Ok(Some(Box::new(backend)))
             }
-            BackendKind::Memory => Box::new(MemoryBackend::default()),
-        };
-        for (i, handle) in handles.into_iter().enumerate() {
-            self.ingest(
-                handle,
-                &range,
-                backend.as_mut(),
-                &format!("{uid}-{subtask}-{i}"),
-            )?;
+            BackendKind::Memory => {
+                let mut backend = MemoryBackend::default();
+                for handle in handles {
+                    let mut ops = Vec::new();
+                    self.read_entries(
+                        uid,
+                        parallelism,
+                        handle,
+                        &range,
+                        &tag,
+                        &mut |key_group, state, key, value| {
+                            ops.push(WriteOp::Put {
+                                state,
+                                key_group,
+                                key: key.to_vec(),
+                                value: value.to_vec(),
+                            });
+                            Ok(())
+                        },
+                    )?;
+                    backend.write_batch(ops)?;
+                }
+                Ok(Some(Box::new(backend)))
+            }
         }
-        Ok(Some(backend))
     }
 
-    /// Copy the entries of `range` out of one old subtask's state into `backend`.
-    fn ingest(
+    /// Calls `f` with the entries of `range` in one old subtask's state, in (key group, state,
+    /// key) order.
+    fn read_entries(
         &self,
+        uid: &str,
+        parallelism: usize,
         handle: &KeyedStateHandle,
         range: &RangeInclusive<KeyGroup>,
-        backend: &mut dyn StateBackend,
         tag: &str,
+        f: &mut LoadSink<'_>,
     ) -> Result<()> {
         match handle {
             KeyedStateHandle::Canonical { key_groups } => {
-                for file in key_groups.iter().filter(|f| range.contains(&f.key_group)) {
+                let mut files: Vec<_> = key_groups
+                    .iter()
+                    .filter(|f| range.contains(&f.key_group))
+                    .collect();
+                files.sort_by_key(|f| f.key_group);
+                for file in files {
                     let bytes = self.root.get(&file.file)?;
-                    let (key_group, entries) =
-                        canonical::decode(&bytes).map_err(|e| Error::Restore {
-                            location: format!("{}/{}", self.root.uri(), file.file),
-                            message: e.to_string(),
-                        })?;
-                    let ops = entries
-                        .into_iter()
-                        .map(|e| WriteOp::Put {
-                            state: e.state,
-                            key_group,
-                            key: e.key,
-                            value: e.value,
+                    let key_group = file.key_group;
+                    let mut sink_failed = None;
+                    let decoded = canonical::decode_each(&bytes, &mut |state, key, value| {
+                        f(key_group, state, key, value).map_err(|e| {
+                            let message = e.to_string();
+                            sink_failed = Some(e);
+                            weir_state::Error::visitor(std::io::Error::other(message))
                         })
-                        .collect::<Vec<_>>();
-                    for chunk in ops.chunks(INGEST_BATCH) {
-                        backend.write_batch(chunk.to_vec())?;
+                    });
+                    if let Some(e) = sink_failed {
+                        return Err(e.into());
+                    }
+                    let found = decoded.map_err(|e| Error::Restore {
+                        location: format!("{}/{}", self.root.uri(), file.file),
+                        message: e.to_string(),
+                    })?;
+                    if found != key_group {
+                        return Err(Error::Restore {
+                            location: format!("{}/{}", self.root.uri(), file.file),
+                            message: format!(
+                                "the file holds key group {found}, the metadata says {key_group}"
+                            ),
+                        });
                     }
                 }
             }
-            KeyedStateHandle::RocksDb { files, .. } => {
-                let dir = self.scratch.join(format!("restore-{tag}"));
-                let _ = std::fs::remove_dir_all(&dir);
-                self.download(files.iter().map(|f| (&f.file, &f.name)), &dir)?;
+            KeyedStateHandle::RocksDb { .. } => {
+                let dir = self.downloaded(uid, parallelism, handle, tag)?;
                 let old = RocksDbBackend::open_read_only(&dir)?;
-                let mut ops = Vec::with_capacity(INGEST_BATCH);
-                old.for_each_entry(range.clone(), &mut |key_group, entry| {
-                    ops.push(WriteOp::Put {
-                        state: entry.state,
-                        key_group,
-                        key: entry.key.clone(),
-                        value: entry.value.clone(),
-                    });
-                    if ops.len() >= INGEST_BATCH {
-                        backend.write_batch(std::mem::take(&mut ops))?;
-                    }
-                    Ok(())
+                old.for_each_entry(range.clone(), &mut |key_group, e| {
+                    f(key_group, e.state, &e.key, &e.value)
                 })?;
-                if !ops.is_empty() {
-                    backend.write_batch(ops)?;
-                }
                 drop(old);
-                let _ = std::fs::remove_dir_all(&dir);
+                self.release_download(handle);
             }
         }
         Ok(())
+    }
+
+    /// The local copy of an old subtask's RocksDB checkpoint, downloaded by the first new
+    /// subtask that needs it and kept until every new subtask overlapping it has read its key
+    /// groups (a rescale reads one old checkpoint from several new subtasks).
+    fn downloaded(
+        &self,
+        uid: &str,
+        parallelism: usize,
+        handle: &KeyedStateHandle,
+        tag: &str,
+    ) -> Result<PathBuf> {
+        let KeyedStateHandle::RocksDb { files, .. } = handle else {
+            return Err(Error::execution("restore", "not a rocksdb state handle"));
+        };
+        let key = download_key(handle);
+        let mut downloads = self
+            .downloads
+            .lock()
+            .map_err(|_| Error::execution("restore", "download table poisoned"))?;
+        if let Some((dir, _)) = downloads.get(&key) {
+            return Ok(dir.clone());
+        }
+        let max_parallelism = self.metadata.max_parallelism as usize;
+        let readers = (0..parallelism)
+            .filter(|&s| overlaps(handle, &key_group_range(s, max_parallelism, parallelism)))
+            .count();
+        let dir = self.scratch.join(format!("restore-{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        tracing::debug!(operator = uid, files = files.len(), dir = %dir.display(), "downloading");
+        self.download(files.iter().map(|f| (&f.file, &f.name)), &dir)?;
+        downloads.insert(key, (dir.clone(), readers));
+        Ok(dir)
+    }
+
+    /// One reader of a downloaded checkpoint is done; the last one deletes it.
+    fn release_download(&self, handle: &KeyedStateHandle) {
+        let key = download_key(handle);
+        let Ok(mut downloads) = self.downloads.lock() else {
+            return;
+        };
+        if let Some((dir, readers)) = downloads.get_mut(&key) {
+            *readers = readers.saturating_sub(1);
+            if *readers == 0 {
+                let _ = std::fs::remove_dir_all(&*dir);
+                downloads.remove(&key);
+            }
+        }
     }
 
     fn download<'a>(
@@ -279,6 +396,16 @@ impl Restore {
         confirm_files(confirmed, &self.metadata, |op| {
             self.parallelism.get(&op.uid) == Some(&(op.parallelism as usize))
         });
+    }
+}
+
+/// Names a RocksDB handle in the download table: its first file is unique to it.
+fn download_key(handle: &KeyedStateHandle) -> String {
+    match handle {
+        KeyedStateHandle::RocksDb { files, .. } => {
+            files.first().map(|f| f.file.clone()).unwrap_or_default()
+        }
+        KeyedStateHandle::Canonical { .. } => String::new(),
     }
 }
 

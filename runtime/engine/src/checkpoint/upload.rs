@@ -61,16 +61,77 @@ pub fn confirm_files(
     }
 }
 
+/// Told what the coordinator registers, so a process other than the coordinator's (a
+/// worker of a distributed job) can upload: where each checkpoint's files go, and which
+/// files completed checkpoints hold.
+pub trait UploadObserver: Send + Sync {
+    /// `Some`: checkpoint `id` is about to be triggered; `None`: it ended.
+    fn destination(&self, id: u64, destination: Option<&Destination>);
+    fn confirmed(&self, metadata: &CheckpointMetadata);
+}
+
+/// How long an upload waits for its checkpoint's destination. In a distributed job the
+/// barrier can overtake the message that registers it.
+const DESTINATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Shared by the coordinator (which registers destinations and confirms files) and the upload
 /// threads.
 #[derive(Clone)]
 pub struct UploadContext {
     pub destinations: Arc<Mutex<HashMap<u64, Destination>>>,
+    /// Told of every destination and confirmation (distributed jobs).
+    pub observer: Option<Arc<dyn UploadObserver>>,
     /// Where final snapshots of finished tasks go: the job's checkpoint folder.
     pub final_destination: Option<Destination>,
     pub confirmed: ConfirmedFiles,
     pub attempt: u64,
     pub max_parallelism: usize,
+}
+
+impl UploadContext {
+    /// Register (`Some`) or forget (`None`) where checkpoint `id` writes its files.
+    pub fn set_destination(&self, id: u64, destination: Option<Destination>) {
+        if let Some(observer) = &self.observer {
+            observer.destination(id, destination.as_ref());
+        }
+        if let Ok(mut d) = self.destinations.lock() {
+            match destination {
+                Some(destination) => d.insert(id, destination),
+                None => d.remove(&id),
+            };
+        }
+    }
+
+    /// Record a completed checkpoint's files as uploaded.
+    pub fn confirm(&self, metadata: &CheckpointMetadata) {
+        if let Some(observer) = &self.observer {
+            observer.confirmed(metadata);
+        }
+        confirm_files(&self.confirmed, metadata, |_| true);
+    }
+
+    /// Where checkpoint `id` writes, waiting a little for it to be registered.
+    fn destination(&self, id: u64) -> Result<Destination> {
+        let deadline = std::time::Instant::now() + DESTINATION_WAIT;
+        loop {
+            let found = self
+                .destinations
+                .lock()
+                .map_err(|_| Error::execution("checkpoint", "destination table poisoned"))?
+                .get(&id)
+                .cloned();
+            if let Some(destination) = found {
+                return Ok(destination);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::execution(
+                    "checkpoint",
+                    format!("checkpoint {id} is no longer pending"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }
 
 /// A pool of upload threads fed by a channel.
@@ -91,14 +152,19 @@ impl Uploader {
                 .name(format!("upload-{i}"))
                 .spawn(move || {
                     for snapshot in rx {
-                        let (task, of) = (snapshot.task, snapshot.of);
+                        let (task, of, timing) = (snapshot.task, snapshot.of, snapshot.timing);
                         let committables: Vec<(NodeRef, serde_json::Value)> = snapshot
                             .nodes
                             .iter()
                             .filter_map(|n| Some((n.node.clone(), n.committable.clone()?)))
                             .collect();
                         let event = match upload_task(&ctx, snapshot) {
-                            Ok(nodes) => Event::Acknowledged { task, of, nodes },
+                            Ok(nodes) => Event::Acknowledged {
+                                task,
+                                of,
+                                nodes,
+                                timing,
+                            },
                             Err(e) => Event::Declined {
                                 task,
                                 of,
@@ -135,19 +201,7 @@ impl Uploader {
 
 fn upload_task(ctx: &UploadContext, snapshot: TaskSnapshot) -> Result<Vec<NodeState>> {
     let (destination, id) = match snapshot.of {
-        SnapshotOf::Barrier(barrier) => {
-            let destinations = ctx
-                .destinations
-                .lock()
-                .map_err(|_| Error::execution("checkpoint", "destination table poisoned"))?;
-            let destination = destinations.get(&barrier.id).cloned().ok_or_else(|| {
-                Error::execution(
-                    "checkpoint",
-                    format!("checkpoint {} is no longer pending", barrier.id),
-                )
-            })?;
-            (destination, format!("c{}", barrier.id))
-        }
+        SnapshotOf::Barrier(barrier) => (ctx.destination(barrier.id)?, format!("c{}", barrier.id)),
         SnapshotOf::Final => (
             ctx.final_destination.clone().ok_or_else(|| {
                 Error::execution("checkpoint", "final snapshot without a checkpoint dir")
@@ -245,7 +299,7 @@ fn put_key_group(
 }
 
 /// A savepoint of RocksDB state: iterate the native snapshot and write one canonical file per
-/// key group, holding one key group in memory at a time.
+/// key group, encoding entries straight from the iterator, one key group in memory at a time.
 fn canonical_from_rocksdb(
     destination: &Destination,
     stem: &str,
@@ -254,27 +308,31 @@ fn canonical_from_rocksdb(
 ) -> Result<KeyedStateHandle> {
     let db = RocksDbBackend::open_read_only(dir)?;
     let mut files = Vec::new();
-    let mut current: Option<KeyGroup> = None;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut current: Option<(KeyGroup, canonical::Encoder)> = None;
+    let put = |key_group: KeyGroup, encoder: canonical::Encoder| -> Result<KeyGroupFile> {
+        let file = format!("{stem}-kg{key_group}");
+        let bytes = Bytes::from(encoder.finish());
+        let size = with_retries(|| destination.root.put_verified(&file, bytes.clone()))?;
+        Ok(KeyGroupFile {
+            key_group,
+            file,
+            size,
+        })
+    };
     db.for_each_entry(range, &mut |key_group, entry| {
-        if current != Some(key_group) {
-            if let Some(done) = current
-                && !entries.is_empty()
-            {
-                let file = put_key_group(destination, stem, done, &entries)
-                    .map_err(weir_state::Error::visitor)?;
-                files.push(file);
+        if current.as_ref().is_none_or(|(kg, _)| *kg != key_group) {
+            if let Some((done, encoder)) = current.take() {
+                files.push(put(done, encoder).map_err(weir_state::Error::visitor)?);
             }
-            entries.clear();
-            current = Some(key_group);
+            current = Some((key_group, canonical::Encoder::new(key_group)));
         }
-        entries.push(entry.clone());
+        if let Some((_, encoder)) = current.as_mut() {
+            encoder.push(entry.state, &entry.key, &entry.value);
+        }
         Ok(())
     })?;
-    if let Some(done) = current
-        && !entries.is_empty()
-    {
-        files.push(put_key_group(destination, stem, done, &entries)?);
+    if let Some((done, encoder)) = current.take() {
+        files.push(put(done, encoder)?);
     }
     Ok(KeyedStateHandle::Canonical { key_groups: files })
 }

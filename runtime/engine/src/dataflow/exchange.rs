@@ -4,22 +4,34 @@
 //! the end of the stream are broadcast to every target. Sends block when a target's bounded
 //! channel is full, which is how a slow operator back-pressures its inputs.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::dataflow::graph::Partitioning;
 use crate::dataflow::key_group::{hash_columns, key_group, subtask_for_key_group};
 use crate::dataflow::message::{Message, Timestamp};
+use crate::dataflow::remote::RemoteSend;
 use crate::error::{Error, Result};
 
 /// A message on a task's input channel, tagged with the channel it came from.
 pub type Envelope = (u32, Message);
 
 pub struct Target {
-    pub sender: Sender<Envelope>,
+    pub sender: TargetSender,
     /// This sender's channel id in the receiving task's numbering.
     pub channel: u32,
+}
+
+/// A downstream task in this process (a bounded queue) or in another one (over the network,
+/// with credits).
+pub enum TargetSender {
+    Local(Sender<Envelope>),
+    Remote(Box<dyn RemoteSend>),
 }
 
 pub struct OutputEdge {
@@ -29,6 +41,8 @@ pub struct OutputEdge {
     pub targets: Vec<Target>,
     next: usize,
     last_watermark: Timestamp,
+    /// Where blocked time is counted, once the task attached its metrics.
+    blocked: Option<Arc<AtomicU64>>,
 }
 
 impl OutputEdge {
@@ -39,14 +53,36 @@ impl OutputEdge {
             targets,
             next: 0,
             last_watermark: Timestamp::MIN,
+            blocked: None,
         }
     }
 
-    fn send(&self, target: usize, message: Message) -> Result<()> {
-        let t = &self.targets[target];
-        t.sender
-            .send((t.channel, message))
-            .map_err(|_| Error::execution("exchange", "a downstream task stopped"))
+    /// Add the nanoseconds sends spend blocked on full channels to `counter` (the sending
+    /// node's back-pressured time).
+    pub fn count_blocked_time(&mut self, counter: Arc<AtomicU64>) {
+        self.blocked = Some(counter);
+    }
+
+    fn send(&mut self, target: usize, message: Message) -> Result<()> {
+        let t = &mut self.targets[target];
+        let stopped = || Error::execution("exchange", "a downstream task stopped");
+        match &mut t.sender {
+            // The common case costs one non-blocking attempt; only a full channel is timed.
+            TargetSender::Local(sender) => match sender.try_send((t.channel, message)) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(envelope)) => {
+                    let blocked = Instant::now();
+                    let sent = sender.send(envelope).map_err(|_| stopped());
+                    if let Some(counter) = &self.blocked {
+                        let nanos = blocked.elapsed().as_nanos() as u64;
+                        counter.fetch_add(nanos, Ordering::Relaxed);
+                    }
+                    sent
+                }
+                Err(TrySendError::Disconnected(_)) => Err(stopped()),
+            },
+            TargetSender::Remote(remote) => remote.send(message),
+        }
     }
 
     pub fn send_batch(&mut self, batch: RecordBatch) -> Result<()> {

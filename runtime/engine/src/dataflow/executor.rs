@@ -17,10 +17,11 @@ use crate::checkpoint::coordinator::SinkTables;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{NodeRef, TaskSnapshot, Trigger};
 use crate::connectors::{self, SinkContext, SourceContext};
-use crate::dataflow::exchange::{Envelope, OutputEdge, Target};
+use crate::dataflow::exchange::{Envelope, OutputEdge, Target, TargetSender};
 use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::operator::{Operator, TaskInfo};
+use crate::dataflow::remote::{Inputs, Placement};
 use crate::dataflow::state::StateProvider;
 use crate::dataflow::task::{Chain, Head, Tail, Task, TaskCheckpointing};
 use crate::error::{Error, Result};
@@ -38,6 +39,9 @@ pub struct ExecutionConfig {
     pub uploads: Option<Sender<TaskSnapshot>>,
     /// The checkpoint or savepoint the job starts from.
     pub restore: Option<Arc<Restore>>,
+    /// In a distributed job: the tasks this process runs and the network to the others.
+    /// `None` runs every task here.
+    pub placement: Option<Placement>,
 }
 
 /// A job whose tasks are running.
@@ -94,6 +98,18 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         .enumerate()
         .flat_map(|(i, c)| c.iter().map(move |n| (*n, i)))
         .collect();
+    // Global task index of subtask 0 of each chain: tasks are numbered chain by chain, the
+    // same in every process of a distributed job.
+    let mut task_base = Vec::with_capacity(chains.len());
+    let mut task_count = 0;
+    for chain in &chains {
+        task_base.push(task_count);
+        task_count += graph.nodes[chain[0]].parallelism;
+    }
+    let is_local = |ci: usize, subtask: usize| match &config.placement {
+        Some(p) => p.is_local(task_base[ci] + subtask),
+        None => true,
+    };
 
     // Input channels: for each chain head with inputs, per subtask, one receiver; channel ids
     // numbered over the head's in-edges (forward: one per edge; otherwise one per upstream subtask).
@@ -121,6 +137,9 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         }
         if !inputs.is_empty() {
             for subtask in 0..graph.nodes[head].parallelism {
+                if !is_local(ci, subtask) {
+                    continue;
+                }
                 let (tx, rx) = bounded(config.channel_capacity);
                 senders.insert((ci, subtask), tx);
                 receivers.insert((ci, subtask), rx);
@@ -161,6 +180,11 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         let head = &graph.nodes[chain[0]];
         let tail = &graph.nodes[*chain.last().unwrap_or(&chain[0])];
         for subtask in 0..head.parallelism {
+            let index = task_base[ci] + subtask;
+            if !is_local(ci, subtask) {
+                triggers.push(None);
+                continue;
+            }
             let task_info = |node: NodeId| TaskInfo {
                 operator: graph.nodes[node].name.clone(),
                 uid: graph.nodes[node].uid.clone(),
@@ -230,6 +254,23 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                         let target_chain = chain_of[&edge.to];
                         let base = edge_base[&ei];
                         let target_parallelism = graph.nodes[edge.to].parallelism;
+                        let target = |d: usize, channel: u32| -> Result<Target> {
+                            let sender = match senders.get(&(target_chain, d)) {
+                                Some(local) => TargetSender::Local(local.clone()),
+                                None => match &config.placement {
+                                    Some(p) => TargetSender::Remote(
+                                        p.network.sender(task_base[target_chain] + d, channel)?,
+                                    ),
+                                    None => {
+                                        return Err(Error::execution(
+                                            &tail.name,
+                                            "downstream task has no input channel",
+                                        ));
+                                    }
+                                },
+                            };
+                            Ok(Target { sender, channel })
+                        };
                         let targets: Vec<Target> = if edge.partitioning == Partitioning::Forward {
                             if target_parallelism != tail.parallelism {
                                 return Err(Error::execution(
@@ -237,17 +278,11 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                                     "forward edge between different parallelisms",
                                 ));
                             }
-                            vec![Target {
-                                sender: senders[&(target_chain, subtask)].clone(),
-                                channel: base,
-                            }]
+                            vec![target(subtask, base)?]
                         } else {
                             (0..target_parallelism)
-                                .map(|d| Target {
-                                    sender: senders[&(target_chain, d)].clone(),
-                                    channel: base + subtask as u32,
-                                })
-                                .collect()
+                                .map(|d| target(d, base + subtask as u32))
+                                .collect::<Result<_>>()?
                         };
                         outputs.push(OutputEdge::new(
                             edge.partitioning.clone(),
@@ -289,15 +324,16 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     let rx = receivers
                         .remove(&(ci, subtask))
                         .ok_or_else(|| Error::execution(&head.name, "task has no input channel"))?;
+                    let remote = config.placement.as_ref().map(|p| p.network.inbox(index));
                     Head::Input {
-                        rx,
+                        rx: Inputs::new(rx, remote),
                         inputs: channel_inputs[&ci].clone(),
                     }
                 }
             };
             triggers.push(trigger);
             tasks.push(Task {
-                index: tasks.len(),
+                index,
                 name: format!("{} ({}/{})", head.name, subtask + 1, head.parallelism),
                 head: head_kind,
                 chain: Chain {

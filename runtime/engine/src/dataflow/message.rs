@@ -77,13 +77,13 @@ pub fn visible_columns(batch: &RecordBatch) -> RecordBatch {
 
 /// A checkpoint barrier: everything before it on a channel belongs to checkpoint `id`,
 /// everything after it to later ones (Chandy–Lamport, aligned as in Flink).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Barrier {
     pub id: u64,
     pub kind: BarrierKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BarrierKind {
     /// A periodic checkpoint: keyed state may be stored incrementally.
     Checkpoint,

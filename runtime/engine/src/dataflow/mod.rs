@@ -8,6 +8,7 @@ pub mod key_group;
 pub mod message;
 pub mod metrics;
 pub mod operator;
+pub mod remote;
 pub mod state;
 pub mod task;
 pub mod watermark;

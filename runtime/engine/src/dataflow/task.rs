@@ -13,15 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
-use crate::checkpoint::{NodeRef, NodeSnapshot, SnapshotOf, TaskSnapshot, Trigger};
+use crate::checkpoint::{NodeRef, NodeSnapshot, SnapshotOf, SnapshotTiming, TaskSnapshot, Trigger};
 use crate::connectors::{Sink, Source, SourceEvent};
-use crate::dataflow::exchange::{Envelope, OutputEdge};
+use crate::dataflow::exchange::OutputEdge;
 use crate::dataflow::message::{Barrier, MAX_WATERMARK, Message, Timestamp};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::operator::{Emitted, Operator, Output, SnapshotContext};
+use crate::dataflow::remote::{Inputs, Received};
 use crate::dataflow::watermark::WatermarkTracker;
 use crate::error::{Error, Result};
 
@@ -33,7 +34,7 @@ pub(crate) enum Head {
         triggers: Option<Receiver<Trigger>>,
     },
     Input {
-        rx: Receiver<Envelope>,
+        rx: Inputs,
         /// Input index (0 or 1) of each channel.
         inputs: Vec<usize>,
     },
@@ -61,12 +62,14 @@ impl Chain {
         if at == self.operators.len() {
             return self.tail_batch(batch);
         }
+        self.metrics.operator_in(at, batch.num_rows());
         let mut out = Output::default();
         self.operators[at].process_batch(input, batch, &mut out)?;
         self.forward(at + 1, out)
     }
 
     fn push_watermark(&mut self, at: usize, watermark: Timestamp) -> Result<()> {
+        self.metrics.chain_watermark(at, watermark);
         if at == self.operators.len() {
             return self.tail_message(Message::Watermark(watermark));
         }
@@ -78,7 +81,10 @@ impl Chain {
     fn forward(&mut self, at: usize, out: Output) -> Result<()> {
         for item in out.items {
             match item {
-                Emitted::Batch(b) => self.push_batch(at, 0, b)?,
+                Emitted::Batch(b) => {
+                    self.metrics.operator_out(at - 1, b.num_rows());
+                    self.push_batch(at, 0, b)?
+                }
                 Emitted::Watermark(w) => self.push_watermark(at, w)?,
             }
         }
@@ -190,10 +196,11 @@ impl Task {
 
     pub fn run(mut self) -> Result<()> {
         tracing::debug!(task = %self.name, "task started");
+        self.chain.attach_metrics(&self.head);
         let head = std::mem::replace(
             &mut self.head,
             Head::Input {
-                rx: crossbeam_channel::never(),
+                rx: Inputs::new(crossbeam_channel::never(), None),
                 inputs: Vec::new(),
             },
         );
@@ -214,7 +221,15 @@ impl Task {
 
     /// Snapshot the chain for `of`, hand it to the upload threads, and for a barrier send it
     /// downstream.
-    fn checkpoint(&mut self, of: SnapshotOf, source: Option<(NodeRef, Vec<Value>)>) -> Result<()> {
+    ///
+    /// `alignment` is how long the barrier waited for every input channel (reported with the
+    /// acknowledgement).
+    fn checkpoint(
+        &mut self,
+        of: SnapshotOf,
+        source: Option<(NodeRef, Vec<Value>)>,
+        alignment: Duration,
+    ) -> Result<()> {
         let Some(checkpointing) = &self.checkpointing else {
             return Ok(());
         };
@@ -225,8 +240,23 @@ impl Task {
             snapshot.splits = splits;
             nodes.push(snapshot);
         }
+        let started = Instant::now();
         self.chain.snapshot(of, &scratch, &mut nodes)?;
+        let timing = SnapshotTiming {
+            alignment,
+            sync: started.elapsed(),
+        };
+        if let SnapshotOf::Barrier(barrier) = of {
+            tracing::debug!(
+                task = %self.name,
+                checkpoint = barrier.id,
+                alignment_ms = alignment.as_secs_f64() * 1e3,
+                sync_ms = timing.sync.as_secs_f64() * 1e3,
+                "snapshot taken"
+            );
+        }
         let snapshot = TaskSnapshot {
+            timing,
             task: self.index,
             of,
             nodes,
@@ -245,7 +275,7 @@ impl Task {
     fn finish(&mut self, source: Option<(NodeRef, Vec<Value>)>) -> Result<()> {
         self.chain.finish_operators()?;
         if self.checkpointing.is_some() {
-            self.checkpoint(SnapshotOf::Final, source)?;
+            self.checkpoint(SnapshotOf::Final, source, Duration::ZERO)?;
         } else if let Tail::Sink { sink, .. } = &mut self.chain.tail {
             sink.finish()?;
         }
@@ -279,6 +309,7 @@ impl Task {
                     self.checkpoint(
                         SnapshotOf::Barrier(trigger.barrier),
                         Some((node.clone(), splits)),
+                        Duration::ZERO,
                     )?;
                     stopped = trigger.stop;
                 }
@@ -317,21 +348,21 @@ impl Task {
         self.finish(Some((node, splits)))
     }
 
-    fn run_input(&mut self, rx: Receiver<Envelope>, inputs: Vec<usize>) -> Result<()> {
+    fn run_input(&mut self, mut rx: Inputs, inputs: Vec<usize>) -> Result<()> {
         let mut tracker = WatermarkTracker::new(inputs.len());
         let mut aligner = Aligner::new(inputs.len());
         while !tracker.all_ended() {
             let (channel, message) = match aligner.released.pop_front() {
                 Some(envelope) => envelope,
-                None => match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok((channel, message)) => (channel as usize, message),
-                    Err(RecvTimeoutError::Timeout) => {
+                None => match rx.recv_timeout(Duration::from_millis(100))? {
+                    Received::Message(channel, message) => (channel as usize, message),
+                    Received::Timeout => {
                         if self.cancelled() {
                             return Ok(());
                         }
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => {
+                    Received::Disconnected => {
                         if self.cancelled() {
                             return Ok(());
                         }
@@ -353,15 +384,15 @@ impl Task {
                 Message::Idle => tracker.on_idle(channel),
                 Message::End => {
                     let advanced = tracker.on_end(channel);
-                    if let Some(barrier) = aligner.complete(&tracker) {
-                        self.checkpoint(SnapshotOf::Barrier(barrier), None)?;
+                    if let Some((barrier, alignment)) = aligner.complete(&tracker) {
+                        self.checkpoint(SnapshotOf::Barrier(barrier), None, alignment)?;
                     }
                     advanced
                 }
                 Message::Barrier(barrier) => {
                     aligner.on_barrier(channel, barrier)?;
-                    if let Some(barrier) = aligner.complete(&tracker) {
-                        self.checkpoint(SnapshotOf::Barrier(barrier), None)?;
+                    if let Some((barrier, alignment)) = aligner.complete(&tracker) {
+                        self.checkpoint(SnapshotOf::Barrier(barrier), None, alignment)?;
                     }
                     None
                 }
@@ -379,6 +410,8 @@ impl Task {
 /// delivered `n` too, so the snapshot holds exactly the effects of what came before `n`.
 struct Aligner {
     pending: Option<Barrier>,
+    /// When the first channel delivered the pending barrier.
+    first_arrival: Option<Instant>,
     arrived: Vec<bool>,
     held: Vec<VecDeque<Message>>,
     /// Held messages released after alignment, processed before new ones.
@@ -389,6 +422,7 @@ impl Aligner {
     fn new(channels: usize) -> Self {
         Aligner {
             pending: None,
+            first_arrival: None,
             arrived: vec![false; channels],
             held: (0..channels).map(|_| VecDeque::new()).collect(),
             released: VecDeque::new(),
@@ -405,7 +439,10 @@ impl Aligner {
 
     fn on_barrier(&mut self, channel: usize, barrier: Barrier) -> Result<()> {
         match self.pending {
-            None => self.pending = Some(barrier),
+            None => {
+                self.pending = Some(barrier);
+                self.first_arrival = Some(Instant::now());
+            }
             Some(p) if p.id == barrier.id => {}
             Some(p) => {
                 return Err(Error::execution(
@@ -421,9 +458,10 @@ impl Aligner {
         Ok(())
     }
 
-    /// The barrier, once every open channel delivered it; held messages are then released
-    /// in channel order (each channel's own order is kept, which is all that is promised).
-    fn complete(&mut self, tracker: &WatermarkTracker) -> Option<Barrier> {
+    /// The barrier and how long it took to align, once every open channel delivered it; held
+    /// messages are then released in channel order (each channel's own order is kept, which
+    /// is all that is promised).
+    fn complete(&mut self, tracker: &WatermarkTracker) -> Option<(Barrier, Duration)> {
         let barrier = self.pending?;
         let aligned = (0..self.arrived.len()).all(|c| self.arrived[c] || tracker.is_ended(c));
         if !aligned {
@@ -435,6 +473,10 @@ impl Aligner {
                 .extend(held.drain(..).map(|message| (channel, message)));
         }
         self.arrived.iter_mut().for_each(|a| *a = false);
-        Some(barrier)
+        let alignment = self
+            .first_arrival
+            .take()
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        Some((barrier, alignment))
     }
 }

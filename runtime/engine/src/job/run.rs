@@ -16,18 +16,50 @@ use crate::checkpoint::coordinator::{
     CheckpointStats, Command, Coordinator, SinkTables, TaskTriggers, commit_all,
 };
 use crate::checkpoint::restore::Restore;
-use crate::checkpoint::upload::{Destination, UploadContext, Uploader};
-use crate::dataflow::executor::{ExecutionConfig, execute};
+use crate::checkpoint::upload::{Destination, UploadContext};
 use crate::dataflow::graph::NodeKind;
-use crate::dataflow::state::StateProvider;
 use crate::error::{Error, Result};
 
-/// Threads uploading snapshots: enough to overlap uploads, few enough to leave the cores to
-/// the tasks.
-const UPLOAD_THREADS: usize = 2;
+use super::control::LiveJob;
+use super::launch::{Launch, Launcher, LocalLauncher};
 
-/// Run a planned job to the end (bounded sources) or until `stop` is set (Ctrl-C).
+/// Run a planned job in this process to the end (bounded sources) or until `stop` is set
+/// (Ctrl-C).
 pub fn run(job: &PlannedJob, progress: Progress, stop: Arc<AtomicBool>) -> Result<JobSummary> {
+    run_with(job, progress, stop, &LocalLauncher)
+}
+
+/// Run a planned job with its tasks wherever `launcher` starts them.
+pub fn run_with(
+    job: &PlannedJob,
+    progress: Progress,
+    stop: Arc<AtomicBool>,
+    launcher: &dyn Launcher,
+) -> Result<JobSummary> {
+    run_controlled(job, progress, stop, launcher, &LiveJob::new(job))
+}
+
+/// [`run_with`], keeping `live` (what the control API serves) up to date: attempts,
+/// restarts, the end; a cancel through it stops the job and its restarts.
+pub fn run_controlled(
+    job: &PlannedJob,
+    progress: Progress,
+    stop: Arc<AtomicBool>,
+    launcher: &dyn Launcher,
+    live: &LiveJob,
+) -> Result<JobSummary> {
+    let result = run_attempts(job, progress, stop, launcher, live);
+    live.finished(&result);
+    result
+}
+
+fn run_attempts(
+    job: &PlannedJob,
+    progress: Progress,
+    stop: Arc<AtomicBool>,
+    launcher: &dyn Launcher,
+    live: &LiveJob,
+) -> Result<JobSummary> {
     let settings = &job.settings;
     let started = Instant::now();
     let checkpoints = match &settings.checkpoint.dir {
@@ -56,6 +88,8 @@ pub fn run(job: &PlannedJob, progress: Progress, stop: Arc<AtomicBool>) -> Resul
         }
         let attempt_run = Attempt {
             job,
+            launcher,
+            live,
             checkpoints: checkpoints.as_ref(),
             attempt,
             progress,
@@ -74,12 +108,15 @@ pub fn run(job: &PlannedJob, progress: Progress, stop: Arc<AtomicBool>) -> Resul
                 }
                 return Ok(summary);
             }
-            Err(e) if !stop.load(Ordering::SeqCst) && restartable(&e) => {
+            Err(e)
+                if !stop.load(Ordering::SeqCst) && !live.cancel_requested() && restartable(&e) =>
+            {
                 let Some(delay) = settings.restart.delay(restarts + 1, checkpoints.is_some())
                 else {
                     return Err(e);
                 };
                 restarts += 1;
+                live.restarting(restarts, &e);
                 tracing::warn!(error = %e, ?delay, restarts, "job failed; restarting from the latest checkpoint");
                 if progress == Progress::Auto {
                     eprintln!("\njob failed: {e}; restart {restarts} in {delay:?}");
@@ -213,6 +250,8 @@ fn sink_tables(job: &PlannedJob) -> SinkTables {
 /// One execution of the job, from a restore (or the start) to its end or failure.
 struct Attempt<'a> {
     job: &'a PlannedJob,
+    launcher: &'a dyn Launcher,
+    live: &'a LiveJob,
     checkpoints: Option<&'a JobCheckpoints>,
     attempt: u64,
     progress: Progress,
@@ -268,6 +307,7 @@ impl Attempt<'_> {
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
         let uploads = UploadContext {
             destinations: Default::default(),
+            observer: self.launcher.upload_observer(),
             final_destination: self.checkpoints.map(|c| Destination {
                 root: c.storage().clone(),
                 prefix: "shared/".into(),
@@ -280,22 +320,15 @@ impl Attempt<'_> {
         if let (Some(restore), Some(c)) = (&restore, self.checkpoints) {
             restore.seed_confirmed(c.storage(), &uploads.confirmed);
         }
-        let uploader = if snapshots {
-            Some(Uploader::start(UPLOAD_THREADS, uploads.clone(), events_tx)?)
-        } else {
-            None
-        };
-        let config = ExecutionConfig {
-            batch_size: settings.batch_size,
-            channel_capacity: 16,
-            idle_timeout: settings.idle_timeout,
-            state: StateProvider::new(settings.state_backend, state_dir.to_path_buf())
-                .with_restore(restore.clone()),
-            uploads: uploader.as_ref().and_then(|u| u.sender()),
+        let running = self.launcher.launch(Launch {
+            job: self.job,
+            attempt: self.attempt,
             restore,
-        };
-        let running = execute(&self.job.graph, &config)?;
-        drop(config);
+            state_dir: state_dir.to_path_buf(),
+            uploads: uploads.clone(),
+            events: snapshots.then_some(events_tx),
+            placement: None,
+        })?;
         let tasks_gone = Arc::new(AtomicBool::new(false));
         let coordinator = if snapshots {
             let coordinator = Coordinator {
@@ -304,7 +337,7 @@ impl Attempt<'_> {
                 attempt: self.attempt,
                 max_parallelism: self.job.graph.max_parallelism,
                 tasks: TaskTriggers {
-                    triggers: running.triggers.clone(),
+                    triggers: running.triggers(),
                 },
                 sinks,
                 uploads,
@@ -328,6 +361,10 @@ impl Attempt<'_> {
             None
         };
 
+        let commands = coordinator.as_ref().map(|_| commands_tx.clone());
+        let (metrics, cancel) = (running.metrics(), running.cancel_flag());
+        self.live
+            .attempt_started(self.attempt, metrics, cancel, commands, self.stats);
         let mut display = Display::new(self.progress, self.started);
         let mut stopping: Option<(Receiver<Result<String>>, bool)> = None;
         let mut savepoint = None;
@@ -358,12 +395,13 @@ impl Attempt<'_> {
                     }
                 }
             }
-            display.tick(&running.metrics, self.stats);
+            display.tick(&running.metrics(), self.stats);
         }
         display.end();
-        let metrics = running.metrics.clone();
+        let metrics = running.metrics();
         let was_cancelled = running.cancel_flag().load(Ordering::SeqCst);
         let result = running.wait();
+        self.live.attempt_ended();
         if result.is_err() || was_cancelled {
             tasks_gone.store(true, Ordering::SeqCst);
         }
@@ -373,9 +411,6 @@ impl Attempt<'_> {
                 .unwrap_or_else(|_| Err(Error::execution("checkpoint", "coordinator panicked"))),
             None => Ok(()),
         };
-        if let Some(uploader) = uploader {
-            uploader.shutdown();
-        }
         if let Ok(stats) = self.stats.lock()
             && let Some(id) = stats.last_id
         {

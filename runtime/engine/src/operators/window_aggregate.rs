@@ -13,13 +13,15 @@
 //! When more (window, key) entries are in memory than the memory limit, whole windows are
 //! spilled to the state backend, latest end first, until half the limit is left; a window's
 //! spilled partial states are merged back when it fires (or when a session merges) and deleted.
-//! The key layout is described in [`spill`].
+//! The key layout is described in [`spill`]. Checkpoints copy the in-memory entries and keep
+//! them (see [`snapshot`]), so a checkpoint does not make windows fire from the backend.
 
 mod assign;
 mod from_columns;
 
 pub(crate) use assign::aligned_windows;
 pub use from_columns::{ColumnWindowSpec, WindowAggregateFromColumns};
+mod snapshot;
 mod spill;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,11 +178,7 @@ impl WindowAggregate {
         Ok(WindowAggregate {
             spec,
             task,
-            store: Store {
-                backend: state,
-                id: state_id,
-                round: 0,
-            },
+            store: Store::new(state, state_id),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             core: None,
             windows: Windows::default(),
@@ -509,19 +507,18 @@ impl Operator for WindowAggregate {
         self.late_rows
     }
 
-    /// Everything in memory is spilled (the spill format is the checkpoint format), so the
-    /// backend holds the whole state; the watermark goes beside it, so rows that were late
-    /// before a restore are late after it.
+    /// The in-memory entries are copied into the snapshot and kept (see [`snapshot`]); the
+    /// watermark goes beside them, so rows that were late before a restore are late after it.
     fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
-        spill::spill_down_to(
-            &mut self.windows,
-            self.core.as_mut(),
-            &mut self.store,
-            0,
-            &self.task.operator,
-        )?;
         let state = watermark_state(self.watermark);
-        OperatorSnapshot::of_backend(self.store.backend.as_mut(), ctx, vec![state]).map(Some)
+        snapshot::snapshot(
+            &self.windows,
+            self.core.as_ref(),
+            &mut self.store,
+            ctx,
+            vec![state],
+        )
+        .map(Some)
     }
 
     fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {

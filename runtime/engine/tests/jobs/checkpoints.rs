@@ -16,7 +16,7 @@ const KEYS: i64 = 7;
 /// A throttled, deterministic windowed job into a filesystem sink: 1-second tumbling windows
 /// per key (`seq % 7`), count and sum. `aggregate` changes the aggregation for the plan-change
 /// test; `extra` adds a projection after it.
-fn window_job(out: &Path, rate: i64, aggregate: &str, extra: &str) -> String {
+pub(crate) fn window_job(out: &Path, rate: i64, aggregate: &str, extra: &str) -> String {
     format!(
         "CREATE TABLE src (
             seq BIGINT,
@@ -48,7 +48,7 @@ fn window_job(out: &Path, rate: i64, aggregate: &str, extra: &str) -> String {
 
 /// What a failure-free run writes, computed here: per 1-second window and key, the count and
 /// sum of `seq`.
-fn expected() -> Vec<String> {
+pub(crate) fn expected() -> Vec<String> {
     let mut lines = Vec::new();
     let per_window = 100; // 1 s / 10 ms
     for w in 0..ROWS / per_window {

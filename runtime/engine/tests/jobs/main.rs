@@ -6,9 +6,16 @@
 //! - `bad_input`: wrong scripts, options and files fail with a clear message and a non-zero
 //!   exit code, never a panic;
 //! - `checkpoints`: kills, savepoints, rescaled and changed-plan restores, compared with a
-//!   failure-free run.
+//!   failure-free run;
+//! - `cluster`: `weir coordinator` and `weir worker` processes on loopback: a worker and the
+//!   coordinator killed and replaced, a savepoint through the API restored on other workers,
+//!   a worker with a wrong token refused;
+//! - `control_api`: `weir run --api` driven by `weir job …`: status, metrics, token, cancel,
+//!   stop with savepoint and restore.
 
 mod bad_input;
 mod checkpoints;
+mod cluster;
+mod control_api;
 mod differential;
 mod support;

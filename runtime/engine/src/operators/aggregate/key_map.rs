@@ -271,6 +271,15 @@ impl<V> KeyMap<V> {
         std::mem::take(self).into_entries()
     }
 
+    /// Every entry with its key bytes, in no particular order, leaving the map as it is.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Vec<u8>, &V)> {
+        self.words
+            .iter()
+            .map(|(k, v)| (k.bytes(), v))
+            .chain(self.inline.iter().map(|(k, v)| (k.bytes(), v)))
+            .chain(self.boxed.iter().map(|(k, v)| (k.to_vec(), v)))
+    }
+
     /// The values, in no particular order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.words

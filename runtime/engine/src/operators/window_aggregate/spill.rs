@@ -5,7 +5,11 @@
 //! `v` with its sign bit flipped, big-endian, so keys sort by window; the value is the slot's
 //! accumulator state. The round suffix keeps the partial states of an entry spilled more than
 //! once apart, so spilling never reads. A window's entries are found with one prefix scan
-//! (`order(end) ++ order(start)`) per key group it spilled to.
+//! (`order(end) ++ order(start)`) per key group it spilled to, and deleted with one
+//! `delete_range` over that prefix per key group when the window fires.
+//!
+//! Checkpoints do not spill (see [`super::snapshot`]); the copies a checkpoint leaves in the
+//! backend beside spilled windows become spilled entries when the job is restored.
 
 use std::collections::BTreeSet;
 
@@ -23,6 +27,24 @@ pub(super) struct Store {
     pub(super) id: StateId,
     /// Counts spill rounds; the suffix that keeps one entry's spills apart.
     pub(super) round: u64,
+    /// Key groups holding checkpoint copies of in-memory entries (see [`super::snapshot`]).
+    pub(super) copied: BTreeSet<KeyGroup>,
+}
+
+impl Store {
+    pub(super) fn new(backend: Box<dyn StateBackend>, id: StateId) -> Store {
+        Store {
+            backend,
+            id,
+            round: 0,
+            copied: BTreeSet::new(),
+        }
+    }
+
+    /// The state id of checkpoint copies: the one after the spill state's.
+    pub(super) fn copy_id(&self) -> StateId {
+        StateId(self.id.0.wrapping_add(1))
+    }
 }
 
 /// `v` as 8 bytes that sort like the number.
@@ -30,14 +52,14 @@ fn order_bytes(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn window_prefix(end: Timestamp, start: Timestamp) -> Vec<u8> {
+pub(super) fn window_prefix(end: Timestamp, start: Timestamp) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(16);
     prefix.extend_from_slice(&order_bytes(end));
     prefix.extend_from_slice(&order_bytes(start));
     prefix
 }
 
-const SPILL_SUFFIX: usize = 8;
+pub(super) const SPILL_SUFFIX: usize = 8;
 
 /// Spill whole windows, latest first, until at most half of `limit` entries are in memory.
 pub(super) fn maybe_spill(
@@ -53,8 +75,7 @@ pub(super) fn maybe_spill(
     spill_down_to(windows, core, store, limit / 2, operator)
 }
 
-/// Spill whole windows, latest first, until at most `target` entries are in memory (0 at a
-/// checkpoint: the backend then holds the operator's whole state).
+/// Spill whole windows, latest first, until at most `target` entries are in memory.
 pub(super) fn spill_down_to(
     windows: &mut Windows,
     core: Option<&mut Core>,
@@ -108,7 +129,7 @@ pub(super) fn spill_down_to(
 }
 
 /// Merge the spilled partial states of window (`end`, `start`) into `groups` (allocating slots
-/// for keys that are only spilled) and delete them from the backend.
+/// for keys that are only spilled) and delete them from the backend (a range per key group).
 pub(super) fn restore_spilled(
     store: &mut Store,
     core: &mut Core,
@@ -118,7 +139,7 @@ pub(super) fn restore_spilled(
     groups: &mut KeyMap<u32>,
 ) -> Result<()> {
     let prefix = window_prefix(end, start);
-    let mut deletes = Vec::new();
+    let prefix_end = weir_state::prefix_successor(&prefix);
     for &key_group in key_groups {
         for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
             if k.len() < prefix.len() + SPILL_SUFFIX {
@@ -134,14 +155,11 @@ pub(super) fn restore_spilled(
                 }
             };
             core.accs.merge_encoded(slot, &value)?;
-            deletes.push(WriteOp::Delete {
-                state: store.id,
-                key_group,
-                key: k,
-            });
         }
+        store
+            .backend
+            .delete_range(store.id, key_group, &prefix, prefix_end.as_deref())?;
     }
-    store.backend.write_batch(deletes)?;
     Ok(())
 }
 
@@ -174,42 +192,76 @@ pub(super) fn restore_spilled_key(
     Ok(())
 }
 
+const WINDOW_LEN: usize = 16;
+
 /// After a restore: find every window (and, for SESSION, every key's sessions) whose entries
 /// are in the backend, and continue spill rounds after the highest one found, so a new spill
-/// never overwrites a restored one.
+/// never overwrites a restored one. Checkpoint copies of in-memory entries become spilled
+/// entries of one new round (a key has at most one copy per window, so they cannot collide).
 pub(super) fn rediscover(windows: &mut Windows, store: &mut Store, sessions: bool) -> Result<()> {
-    let window_len = 16;
     for (key_group, k, _) in store.backend.scan_state(store.id)? {
-        if k.len() < window_len + SPILL_SUFFIX {
+        if k.len() < WINDOW_LEN + SPILL_SUFFIX {
             continue;
         }
-        let end = unorder(&k[0..8]);
-        let start = unorder(&k[8..16]);
         let mut round = [0u8; SPILL_SUFFIX];
         round.copy_from_slice(&k[k.len() - SPILL_SUFFIX..]);
         store.round = store.round.max(u64::from_be_bytes(round) + 1);
-        windows
-            .map
-            .entry((end, start))
-            .or_default()
-            .spilled
-            .insert(key_group);
-        if sessions {
-            let key = &k[window_len..k.len() - SPILL_SUFFIX];
-            match windows.sessions.get_mut(key) {
-                Some(list) => {
-                    if !list.contains(&(start, end)) {
-                        list.push((start, end));
-                        list.sort_unstable();
-                    }
+        note_spilled(windows, key_group, &k, sessions);
+    }
+    let copy_id = store.copy_id();
+    let copies = store.backend.scan_state(copy_id)?;
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let round = store.round;
+    store.round += 1;
+    let mut key_groups = BTreeSet::new();
+    let mut ops = Vec::with_capacity(copies.len());
+    for (key_group, mut k, value) in copies {
+        key_groups.insert(key_group);
+        if k.len() < WINDOW_LEN {
+            continue;
+        }
+        k.extend_from_slice(&round.to_be_bytes());
+        note_spilled(windows, key_group, &k, sessions);
+        ops.push(WriteOp::Put {
+            state: store.id,
+            key_group,
+            key: k,
+            value,
+        });
+    }
+    store.backend.write_batch(ops)?;
+    for key_group in key_groups {
+        store.backend.delete_range(copy_id, key_group, b"", None)?;
+    }
+    Ok(())
+}
+
+/// Record that the spilled entry `k` (in the spill key layout) is in `key_group`.
+fn note_spilled(windows: &mut Windows, key_group: KeyGroup, k: &[u8], sessions: bool) {
+    let end = unorder(&k[0..8]);
+    let start = unorder(&k[8..16]);
+    windows
+        .map
+        .entry((end, start))
+        .or_default()
+        .spilled
+        .insert(key_group);
+    if sessions {
+        let key = &k[WINDOW_LEN..k.len() - SPILL_SUFFIX];
+        match windows.sessions.get_mut(key) {
+            Some(list) => {
+                if !list.contains(&(start, end)) {
+                    list.push((start, end));
+                    list.sort_unstable();
                 }
-                None => {
-                    windows.sessions.insert(key, vec![(start, end)]);
-                }
+            }
+            None => {
+                windows.sessions.insert(key, vec![(start, end)]);
             }
         }
     }
-    Ok(())
 }
 
 /// The inverse of [`order_bytes`].

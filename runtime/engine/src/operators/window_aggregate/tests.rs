@@ -484,6 +484,120 @@ fn entries_above_the_memory_limit_are_spilled_and_merged_back_when_the_window_fi
     }
 }
 
+/// A backend holding exactly what `snapshot` captured.
+fn backend_of(snapshot: &OperatorSnapshot) -> MemoryBackend {
+    let mut backend = MemoryBackend::new();
+    match &snapshot.keyed {
+        Some(weir_state::LocalSnapshot::Entries(groups)) => {
+            for (&key_group, entries) in groups {
+                for e in entries {
+                    backend.put(e.state, key_group, &e.key, &e.value).unwrap();
+                }
+            }
+        }
+        other => panic!("a memory-backed operator made {other:?}"),
+    }
+    backend
+}
+
+/// Checkpoints every few steps must change nothing the operator emits, and a restore from any
+/// of them must emit exactly what the failure-free run emits after it.
+fn check_checkpoints_against_reference(window: WindowKind, memory_limit: Option<usize>) {
+    for seed in 0..6 {
+        let steps = random_steps(seed, 60, 40);
+        let (expected, _) = run_reference(window, &steps);
+        let mut op = operator(spec(window), memory_limit);
+        let mut fired = Vec::new();
+        let mut restored_runs = 0;
+        for (i, step) in steps.iter().enumerate() {
+            fired.extend(run(&mut op, std::slice::from_ref(step)));
+            if i % 4 != 3 {
+                continue;
+            }
+            let ctx = SnapshotContext {
+                checkpoint_id: i as u64,
+                savepoint: false,
+                scratch: std::env::temp_dir().join("unused"),
+            };
+            let snapshot = op.snapshot(&ctx).unwrap().unwrap();
+            let mut restored = WindowAggregate::new(
+                spec(window),
+                task(),
+                Box::new(backend_of(&snapshot)),
+                StateId(7),
+            )
+            .unwrap()
+            .with_input_schema(input_schema());
+            if let Some(limit) = memory_limit {
+                restored = restored.with_memory_limit(limit);
+            }
+            restored.restore(snapshot.operator_state.clone()).unwrap();
+            let after = run(&mut restored, &steps[i + 1..]);
+            let done = expected.len() - after.len();
+            for ((wm, want), (_, got)) in expected[done..].iter().zip(&after) {
+                assert_eq!(
+                    got, want,
+                    "{window:?}, limit {memory_limit:?}, seed {seed}, restored after step {i}: \
+                     rows fired at watermark {wm}"
+                );
+            }
+            restored_runs += 1;
+        }
+        assert!(restored_runs > 5);
+        for ((wm, want), (_, got)) in expected.iter().zip(&fired) {
+            assert_eq!(
+                got, want,
+                "{window:?}, limit {memory_limit:?}, seed {seed}: rows fired at watermark {wm} \
+                 by the checkpointed run"
+            );
+        }
+    }
+}
+
+#[test]
+fn checkpoints_keep_memory_and_restores_equal_the_reference() {
+    for window in [TUMBLE, HOP, CUMULATE, SESSION] {
+        check_checkpoints_against_reference(window, None);
+    }
+}
+
+#[test]
+fn checkpoints_beside_spilled_windows_restore_spilled_and_copied_entries() {
+    for window in [TUMBLE, HOP, CUMULATE, SESSION] {
+        check_checkpoints_against_reference(window, Some(10));
+    }
+}
+
+#[test]
+fn a_checkpoint_without_spilled_windows_leaves_the_backend_alone() {
+    let mut op = operator(spec(TUMBLE), None);
+    let rows: Vec<Row> = (0..50).map(|i| (Some(i), i % 7, Some(i))).collect();
+    op.process_batch(0, batch(&rows), &mut Output::default())
+        .unwrap();
+    let ctx = SnapshotContext {
+        checkpoint_id: 1,
+        savepoint: false,
+        scratch: std::env::temp_dir().join("unused"),
+    };
+    let snapshot = op.snapshot(&ctx).unwrap().unwrap();
+    let in_memory = op.windows.in_memory;
+    assert!(in_memory > 0, "entries stay in memory");
+    match &snapshot.keyed {
+        Some(weir_state::LocalSnapshot::Entries(groups)) => {
+            assert_eq!(groups.values().map(Vec::len).sum::<usize>(), in_memory);
+        }
+        other => panic!("expected the in-memory entries, got {other:?}"),
+    }
+    assert!(op.store.backend.scan_state(op.store.id).unwrap().is_empty());
+    assert!(
+        op.store
+            .backend
+            .scan_state(op.store.copy_id())
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[test]
 fn a_window_fires_only_when_the_watermark_reaches_its_end_minus_one() {
     let mut op = operator(spec(TUMBLE), None);

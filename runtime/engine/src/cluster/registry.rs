@@ -1,0 +1,313 @@
+//! The coordinator's view of its workers, and the `Coordinator` gRPC service that keeps it.
+//!
+//! A worker registers (slots, data address), then holds a session stream: heartbeats and
+//! task events come in, commands go out. A worker whose stream breaks, or whose heartbeats
+//! stop for the heartbeat timeout, is *lost*: it leaves the registry, and an attempt that had
+//! tasks on it fails (the run loop then restarts the job from the latest checkpoint on the
+//! workers present). A lost worker that is in fact alive sees its stream close and registers
+//! again as a new worker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+use weir_rpc::cluster::coordinator_server::Coordinator;
+use weir_rpc::cluster::{
+    CoordinatorMessage, RegisterRequest, RegisterResponse, WorkerMessage, worker_message,
+};
+
+use crate::checkpoint::Event;
+
+/// What a worker reports of its tasks with each heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerMetrics {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub late_rows: u64,
+    /// Per sink subtask (job-wide index) on this worker: its watermark.
+    pub sink_watermarks: Vec<(usize, i64)>,
+}
+
+/// How an attempt ended on one worker.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub failed: bool,
+    pub error: String,
+}
+
+struct Worker {
+    name: String,
+    slots: usize,
+    data_address: String,
+    session: Option<mpsc::UnboundedSender<CoordinatorMessage>>,
+    last_seen: Instant,
+    metrics: Option<(u64, WorkerMetrics)>,
+    ended: HashMap<u64, Ended>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    workers: BTreeMap<String, Worker>,
+    /// Workers that left, and why.
+    lost: HashMap<String, String>,
+    /// Where task events of the current attempt go (the checkpoint coordinator).
+    events: Option<(u64, Sender<Event>)>,
+}
+
+pub struct Registry {
+    state: Mutex<State>,
+    changed: Condvar,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+}
+
+impl Registry {
+    pub fn new(heartbeat_interval: Duration, heartbeat_timeout: Duration) -> Arc<Registry> {
+        Arc::new(Registry {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            heartbeat_interval,
+            heartbeat_timeout,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait until something changes (a worker comes, goes, or ends an attempt) or `timeout`.
+    pub fn wait_change(&self, timeout: Duration) {
+        let state = self.lock();
+        let _ = self.changed.wait_timeout(state, timeout);
+    }
+
+    /// Workers with an open session and their slots, in registration order.
+    pub fn available(&self) -> Vec<(String, usize)> {
+        self.lock()
+            .workers
+            .iter()
+            .filter(|(_, w)| w.session.is_some())
+            .map(|(id, w)| (id.clone(), w.slots))
+            .collect()
+    }
+
+    pub fn data_address(&self, worker: &str) -> Option<String> {
+        self.lock()
+            .workers
+            .get(worker)
+            .map(|w| w.data_address.clone())
+    }
+
+    /// Send a command to a worker; `false` if it is gone.
+    pub fn send(&self, worker: &str, message: CoordinatorMessage) -> bool {
+        self.lock()
+            .workers
+            .get(worker)
+            .and_then(|w| w.session.as_ref())
+            .is_some_and(|s| s.send(message).is_ok())
+    }
+
+    /// Task events of `attempt` go to `events` from now on.
+    pub fn route_events(&self, attempt: u64, events: Option<Sender<Event>>) {
+        self.lock().events = events.map(|e| (attempt, e));
+    }
+
+    /// Where `worker` stands in `attempt`: `None` while it runs, else how it ended (a lost
+    /// worker ended with a failure).
+    pub fn ended(&self, worker: &str, attempt: u64) -> Option<Ended> {
+        let state = self.lock();
+        if let Some(reason) = state.lost.get(worker) {
+            return Some(Ended {
+                failed: true,
+                error: format!("worker {worker} was lost: {reason}"),
+            });
+        }
+        state
+            .workers
+            .get(worker)
+            .and_then(|w| w.ended.get(&attempt).cloned())
+    }
+
+    /// The latest metrics of `attempt` from each of `workers`.
+    pub fn metrics(&self, workers: &[String], attempt: u64) -> Vec<WorkerMetrics> {
+        let state = self.lock();
+        workers
+            .iter()
+            .filter_map(|id| state.workers.get(id))
+            .filter_map(|w| match &w.metrics {
+                Some((a, m)) if *a == attempt => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lose(&self, worker: &str, reason: String) {
+        let mut state = self.lock();
+        if state.workers.remove(worker).is_some() {
+            tracing::warn!(worker, %reason, "worker lost");
+            state.lost.insert(worker.to_string(), reason);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Drop workers whose heartbeats stopped; run every heartbeat interval.
+    pub fn expire(&self) {
+        let now = Instant::now();
+        let stale: Vec<String> = self
+            .lock()
+            .workers
+            .iter()
+            .filter(|(_, w)| {
+                w.session.is_some() && now.duration_since(w.last_seen) > self.heartbeat_timeout
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.lose(
+                &id,
+                format!("no heartbeat for {:?}", self.heartbeat_timeout),
+            );
+        }
+    }
+
+    fn on_message(&self, worker: &str, message: WorkerMessage) {
+        let mut state = self.lock();
+        let events = state.events.clone();
+        let Some(entry) = state.workers.get_mut(worker) else {
+            return;
+        };
+        entry.last_seen = Instant::now();
+        match message.kind {
+            Some(worker_message::Kind::Heartbeat(h)) => {
+                if h.attempt != 0
+                    && let Ok(m) = serde_json::from_slice::<WorkerMetrics>(&h.metrics_json)
+                {
+                    entry.metrics = Some((h.attempt, m));
+                }
+            }
+            Some(worker_message::Kind::TaskEvent(e)) => match events {
+                Some((attempt, events)) if attempt == e.attempt => {
+                    match serde_json::from_slice::<Event>(&e.event_json) {
+                        Ok(event) => {
+                            let _ = events.send(event);
+                        }
+                        Err(err) => tracing::warn!(worker, error = %err, "unreadable task event"),
+                    }
+                }
+                _ => tracing::debug!(worker, attempt = e.attempt, "event of an old attempt"),
+            },
+            Some(worker_message::Kind::AttemptEnded(a)) => {
+                entry.ended.insert(
+                    a.attempt,
+                    Ended {
+                        failed: a.failed,
+                        error: a.error,
+                    },
+                );
+                self.changed.notify_all();
+            }
+            Some(worker_message::Kind::Hello(_)) | None => {}
+        }
+    }
+}
+
+/// The `Coordinator` gRPC service over a [`Registry`].
+pub struct CoordinatorService {
+    pub registry: Arc<Registry>,
+}
+
+type CommandStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> std::result::Result<Response<RegisterResponse>, Status> {
+        let request = request.into_inner();
+        if request.slots == 0 {
+            return Err(Status::invalid_argument("a worker needs at least one slot"));
+        }
+        if request.data_address.is_empty() {
+            return Err(Status::invalid_argument(
+                "a worker must say where its data port is",
+            ));
+        }
+        let registry = &self.registry;
+        let mut state = registry.lock();
+        state.next_id += 1;
+        let id = format!("worker-{}", state.next_id);
+        tracing::info!(worker = %id, name = %request.name, slots = request.slots,
+            data = %request.data_address, "worker registered");
+        state.workers.insert(
+            id.clone(),
+            Worker {
+                name: request.name,
+                slots: request.slots as usize,
+                data_address: request.data_address,
+                session: None,
+                last_seen: Instant::now(),
+                metrics: None,
+                ended: HashMap::new(),
+            },
+        );
+        Ok(Response::new(RegisterResponse {
+            worker_id: id,
+            heartbeat_interval_ms: registry.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    type SessionStream = CommandStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> std::result::Result<Response<CommandStream>, Status> {
+        let mut incoming = request.into_inner();
+        let hello = match incoming.message().await? {
+            Some(WorkerMessage {
+                kind: Some(worker_message::Kind::Hello(hello)),
+            }) => hello,
+            _ => return Err(Status::invalid_argument("a session starts with hello")),
+        };
+        let worker = hello.worker_id;
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut state = self.registry.lock();
+            let Some(entry) = state.workers.get_mut(&worker) else {
+                return Err(Status::not_found(format!(
+                    "{worker} is not registered (lost, or registered with another coordinator)"
+                )));
+            };
+            entry.session = Some(tx);
+            entry.last_seen = Instant::now();
+            tracing::info!(%worker, name = %entry.name, "worker session open");
+            self.registry.changed.notify_all();
+        }
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match incoming.message().await {
+                    Ok(Some(message)) => registry.on_message(&worker, message),
+                    Ok(None) => break "its session ended".to_string(),
+                    Err(status) => break format!("its session broke: {}", status.message()),
+                }
+            };
+            registry.lose(&worker, reason);
+        });
+        let commands =
+            futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|m| (Ok(m), rx)) },
+            );
+        Ok(Response::new(Box::pin(commands)))
+    }
+}
