@@ -203,12 +203,10 @@ impl JobClient for ControlApiClient {
         request_id: &str,
     ) -> Result<String> {
         let mut client = self.connect(target, "trigger savepoint").await?;
-        // weir-rpc's SavepointRequest has no request id yet, so the coordinator cannot
-        // deduplicate a trigger repeated after an operator restart (see the crate docs).
-        let _ = request_id;
         let request = SavepointRequest {
             dir: dir.map(str::to_owned),
             stop,
+            request_id: Some(request_id.to_owned()),
         };
         let result = client
             .trigger_savepoint(request)
@@ -252,23 +250,32 @@ impl JobClient for ControlApiClient {
     async fn check_compatibility(
         &self,
         target: &JobTarget,
-        _sql: &str,
-        _settings: &BTreeMap<String, String>,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
     ) -> Result<Compatibility> {
-        Err(unsupported("check compatibility", target))
+        let mut client = self.connect(target, "check compatibility").await?;
+        let result = client
+            .check_compatibility(sql, settings)
+            .await
+            .map_err(|e| rpc_error("check compatibility", target, e))
+            .map(|answer| Compatibility {
+                compatible: answer.compatible,
+                problems: answer.problems,
+            });
+        self.forget_on_failure(target, &result).await;
+        result
     }
 
-    async fn dispose_savepoint(&self, target: &JobTarget, _path: &str) -> Result<()> {
-        Err(unsupported("dispose savepoint", target))
-    }
-}
-
-fn unsupported(operation: &'static str, target: &JobTarget) -> Error {
-    Error::JobControl {
-        operation,
-        url: target.url.clone(),
-        failure: JobControlFailure::Unsupported,
-        message: "not supported by this coordinator (its control API has no such call)".into(),
+    /// The coordinator deletes the folder; a savepoint already gone counts as disposed, a
+    /// path that is not a savepoint is refused (`Rejected`).
+    async fn dispose_savepoint(&self, target: &JobTarget, path: &str) -> Result<()> {
+        let mut client = self.connect(target, "dispose savepoint").await?;
+        let result = client
+            .dispose_savepoint(path)
+            .await
+            .map_err(|e| rpc_error("dispose savepoint", target, e));
+        self.forget_on_failure(target, &result).await;
+        result
     }
 }
 
@@ -294,7 +301,9 @@ fn rpc_error(operation: &'static str, target: &JobTarget, error: weir_rpc::Error
             JobControlFailure::NotFound
         }
         weir_rpc::Error::Rejected(_) => JobControlFailure::Rejected,
-        weir_rpc::Error::Remote { code, .. } if code == "FailedPrecondition" => {
+        weir_rpc::Error::Remote { code, .. }
+            if code == "FailedPrecondition" || code == "InvalidArgument" =>
+        {
             JobControlFailure::Rejected
         }
         weir_rpc::Error::Remote { code, .. } if code == "Unavailable" => {

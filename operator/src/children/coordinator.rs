@@ -1,6 +1,14 @@
 //! The coordinator Deployment (Flink's JobManager): one replica running `weir coordinator`,
 //! replaced with the `Recreate` strategy so two coordinators of one job never run at once (a
 //! rolling update would start the new one while the old still writes checkpoints).
+//!
+//! The coordinator runs with `--keep-alive`: when its job ends (stopped with a savepoint for
+//! an upgrade, cancelled, finished, failed) it keeps serving the control API instead of
+//! exiting, because the Deployment would restart an exited container with its old arguments
+//! and resume the old job from its latest checkpoint, duplicating output after an upgrade's
+//! stop-with-savepoint. Both probes use `/healthz` (the process serves), so the Service keeps
+//! routing the operator's calls (and the workers' registrations) to a coordinator whose job
+//! is not `RUNNING`: starting, restarting, or ended.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe};
@@ -61,6 +69,7 @@ pub fn args(set: &ChildSet) -> Vec<String> {
         format!("{TOKEN_DIR}/{TOKEN_KEY}"),
         "--heartbeat-timeout".to_owned(),
         "30s".to_owned(),
+        "--keep-alive".to_owned(),
     ]);
     args
 }
@@ -100,7 +109,7 @@ pub fn deployment(owner: &Owner, set: &ChildSet) -> Result<Deployment> {
         },
     ]);
     container.liveness_probe = Some(probe("/healthz"));
-    container.readiness_probe = Some(probe("/readyz"));
+    container.readiness_probe = Some(probe("/healthz"));
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(&owner.name, Component::Coordinator)),

@@ -38,6 +38,22 @@ async fn a_new_flinkjob_becomes_stable_with_its_children_owned() {
         Some("3")
     );
     assert_eq!(h.coordinator_arg("orders", "--restore"), None);
+    // An ended job's coordinator stays up (a restarted container would resume the old job),
+    // and stays reachable through its Service while the job is not RUNNING.
+    assert!(
+        h.coordinator_args("orders")
+            .contains(&"--keep-alive".to_owned())
+    );
+    let pod = h
+        .coordinator("orders")
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let probe = pod.containers[0].readiness_probe.clone().unwrap();
+    assert_eq!(probe.http_get.unwrap().path.as_deref(), Some("/healthz"));
     assert_eq!(h.workers_replicas("orders"), Some(2), "ceil(3 / 2)");
     let config_maps: Vec<ConfigMap> = h.standin.objects().unwrap();
     assert_eq!(

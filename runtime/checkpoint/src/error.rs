@@ -52,6 +52,10 @@ pub enum Error {
     #[error("no checkpoint or savepoint at {uri}: no _metadata")]
     NoCheckpoint { uri: String },
 
+    /// A disposal was pointed at something that is not a savepoint folder; nothing was deleted.
+    #[error("{uri} is not a savepoint: {reason}; nothing was deleted")]
+    NotASavepoint { uri: String, reason: String },
+
     /// An object that was expected to exist does not.
     #[error("no object at {uri}")]
     NotFound { uri: String },

@@ -11,8 +11,10 @@
 //! The API is blocking because the engine is thread-based: the crate runs `object_store` on
 //! its own small tokio runtime (`runtime.rs`). Nothing here deletes or overwrites data except
 //! [`CheckpointStorage::delete`], [`CheckpointStorage::put_verified`] (of a name the caller
-//! made unique), [`JobCheckpoints::apply_retention`] and [`JobCheckpoints::discard_files`].
+//! made unique), [`JobCheckpoints::apply_retention`], [`JobCheckpoints::discard_files`] and
+//! [`dispose_savepoint`] (a savepoint folder, checked to be one).
 
+mod dispose;
 mod error;
 pub mod fault;
 pub mod inspect;
@@ -33,6 +35,7 @@ mod conformance;
 #[cfg(test)]
 mod conformance_restore;
 
+pub use dispose::{Disposed, dispose_folder, dispose_savepoint};
 pub use error::Error;
 pub use inspect::{CheckpointListing, Inspection, inspect, list_checkpoints};
 pub use job::{JobCheckpoints, savepoint_folder_name, write_savepoint};

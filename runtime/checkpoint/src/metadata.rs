@@ -86,7 +86,8 @@ pub struct SubtaskState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum KeyedStateHandle {
-    /// One canonical file per non-empty key group (savepoints, the in-memory backend).
+    /// Canonical bytes per non-empty key group (savepoints, the in-memory backend): a file
+    /// per key group, or ranges of one file shared by a subtask's key groups.
     Canonical { key_groups: Vec<KeyGroupFile> },
     /// A RocksDB native checkpoint of the subtask's key-group range.
     RocksDb {
@@ -96,11 +97,19 @@ pub enum KeyedStateHandle {
     },
 }
 
+/// Where one key group's canonical bytes are: `size` bytes at `offset` in `file`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyGroupFile {
     pub key_group: u16,
     pub file: String,
     pub size: u64,
+    /// Non-zero when several key groups share `file` (absent in older metadata: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One file of a RocksDB checkpoint: its `name` in the checkpoint folder and where it was
@@ -178,14 +187,21 @@ impl OperatorState {
 }
 
 impl SubtaskState {
-    /// `(path, size)` of every file of this subtask's keyed state.
+    /// `(path, size)` of every file of this subtask's keyed state, each file once (key groups
+    /// sharing a file add up to its size).
     pub fn files(&self) -> Vec<(&str, u64)> {
         match &self.keyed {
             None => Vec::new(),
-            Some(KeyedStateHandle::Canonical { key_groups }) => key_groups
-                .iter()
-                .map(|kg| (kg.file.as_str(), kg.size))
-                .collect(),
+            Some(KeyedStateHandle::Canonical { key_groups }) => {
+                let mut files: Vec<(&str, u64)> = Vec::with_capacity(key_groups.len());
+                for kg in key_groups {
+                    match files.iter_mut().find(|(file, _)| *file == kg.file) {
+                        Some((_, size)) => *size += kg.size,
+                        None => files.push((kg.file.as_str(), kg.size)),
+                    }
+                }
+                files
+            }
             Some(KeyedStateHandle::RocksDb { files, .. }) => {
                 files.iter().map(|f| (f.file.as_str(), f.size)).collect()
             }
@@ -325,11 +341,27 @@ pub(crate) mod tests {
                 key_group: 70,
                 file: "shared/a".to_owned(),
                 size: 10,
+                offset: 0,
             }],
         });
         assert_eq!(metadata.referenced_files().len(), 2);
         assert_eq!(metadata.total_size(), 20);
         assert_eq!(metadata.operators[1].total_size(), 30);
+        // Key groups packed into one file add up to that file's size.
+        let packed = |key_group, offset| KeyGroupFile {
+            key_group,
+            file: "shared/packed".to_owned(),
+            size: 5,
+            offset,
+        };
+        metadata.operators[1].subtasks[1].keyed = Some(KeyedStateHandle::Canonical {
+            key_groups: vec![packed(70, 0), packed(71, 5), packed(72, 10)],
+        });
+        assert_eq!(
+            metadata.operators[1].subtasks[1].files(),
+            vec![("shared/packed", 15)]
+        );
+        assert_eq!(metadata.referenced_files().len(), 3);
         assert_eq!(
             shared_file("agg-2", 1, 3, 12, "000007.sst"),
             "shared/agg-2-1-a3-c12-000007.sst"

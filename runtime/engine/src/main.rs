@@ -47,6 +47,13 @@ enum Command {
         /// Where workers connect.
         #[arg(long, default_value = "127.0.0.1:6123")]
         listen: std::net::SocketAddr,
+        /// Serve --listen over TLS with this PEM certificate chain (needs --cluster-tls-key;
+        /// workers then connect with --tls-ca).
+        #[arg(long, value_name = "PATH", requires = "cluster_tls_key")]
+        cluster_tls_cert: Option<PathBuf>,
+        /// The PEM private key of --cluster-tls-cert.
+        #[arg(long, value_name = "PATH", requires = "cluster_tls_cert")]
+        cluster_tls_key: Option<PathBuf>,
         /// How often workers report (`heartbeat.interval`).
         #[arg(long, default_value = "1s")]
         heartbeat_interval: String,
@@ -62,6 +69,12 @@ enum Command {
         /// The control API; its --token-file also guards the workers' connections.
         #[command(flatten)]
         api: job::client::ServeArgs,
+        /// When the job ends (finished, stopped with a savepoint, cancelled, failed), keep
+        /// serving the control API and the probes until SIGTERM or Ctrl-C instead of exiting,
+        /// so a supervisor that restarts exited processes (a Kubernetes Deployment) does not
+        /// start the old job again.
+        #[arg(long)]
+        keep_alive: bool,
     },
     /// Offer slots to a coordinator and run the tasks it deploys, until Ctrl-C.
     Worker(WorkerArgs),
@@ -121,6 +134,16 @@ struct WorkerArgs {
     /// Directory for RocksDB state (default: a temporary directory).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Serve the data plane over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Connect to the coordinator and to other workers over TLS, trusting the certificate
+    /// authority in this PEM file (and nothing else).
+    #[arg(long, value_name = "PATH")]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -262,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
             stats_json,
             &api,
+            false,
             |planned, progress, stop, live| {
                 job::run_controlled(planned, progress, stop, &job::launch::LocalLauncher, live)
             },
@@ -269,11 +293,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coordinator {
             job,
             listen,
+            cluster_tls_cert,
+            cluster_tls_key,
             heartbeat_interval,
             heartbeat_timeout,
             quiet,
             stats_json,
             api,
+            keep_alive,
         } => {
             let planned = job.plan()?;
             let spec = job.spec()?;
@@ -286,6 +313,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen,
                 auth: Auth {
                     token: Token::from_optional_file(api.token_file.as_deref())?,
+                    tls: tls_files(cluster_tls_cert, cluster_tls_key),
+                    tls_ca: None,
                 },
                 heartbeat_interval: duration("--heartbeat-interval", &heartbeat_interval)?,
                 heartbeat_timeout: duration("--heartbeat-timeout", &heartbeat_timeout)?,
@@ -295,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 quiet,
                 stats_json,
                 &api,
+                keep_alive,
                 |planned, progress, stop, live| {
                     cluster::coordinator::run(planned.clone(), spec, &options, progress, stop, live)
                 },
@@ -316,6 +346,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 auth: Auth {
                     token: Token::from_optional_file(args.token_file.as_deref())?,
+                    tls: tls_files(args.tls_cert, args.tls_key),
+                    tls_ca: args.tls_ca,
                 },
                 state_dir: args.state_dir,
             };
@@ -342,13 +374,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A certificate and its key, when both are given (clap requires one with the other).
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<weir_rpc::TlsFiles> {
+    Some(weir_rpc::TlsFiles {
+        cert: cert?,
+        key: key?,
+    })
+}
+
+/// `--keep-alive`: the job ended; wait for SIGTERM or Ctrl-C (at once when one already
+/// stopped the job) while the control API answers with the final state.
+fn keep_serving(
+    live: &job::LiveJob,
+    result: &weir_runtime::error::Result<job::JobSummary>,
+    stop: &AtomicBool,
+) {
+    use weir_rpc::JobControl;
+    let state = live.job().map(|j| j.state);
+    if !state.as_ref().is_ok_and(|s| s.is_terminal()) {
+        // The job failed before its run loop started (no attempt to report on).
+        live.finished(result);
+    }
+    if stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let state = live
+        .job()
+        .map_or_else(|_| "ended".to_string(), |j| j.state.to_string());
+    eprintln!("job {state}; serving the control API until SIGTERM (--keep-alive)");
+    tracing::info!(%state, "job ended; kept alive until a signal");
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Run a planned job (in this process or on workers, as `run` does it) with the control API,
-/// then print its summary.
+/// then print its summary. With `keep_alive`, a job that ended leaves the process serving
+/// the control API until a signal.
 fn run_and_report(
     planned: &job::PlannedJob,
     quiet: bool,
     stats_json: Option<PathBuf>,
     api: &job::client::ServeArgs,
+    keep_alive: bool,
     run: impl FnOnce(
         &job::PlannedJob,
         Progress,
@@ -366,7 +434,10 @@ fn run_and_report(
     };
     let live = job::LiveJob::new(planned);
     let server = api.start(live.clone())?;
-    let result = run(planned, progress, stop, &live);
+    let result = run(planned, progress, stop.clone(), &live);
+    if keep_alive {
+        keep_serving(&live, &result, &stop);
+    }
     if let Some(server) = server {
         // A client polling a stop-with-savepoint gets its answer before we exit.
         live.wait_for_savepoint_readers(std::time::Duration::from_secs(10));

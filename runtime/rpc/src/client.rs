@@ -3,17 +3,18 @@
 //! token to every call, and every error names the URL and what went wrong: the connection
 //! was refused, the token was refused (401), the trigger id is unknown (404).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::control as pb;
 use crate::control::job_control_client::JobControlClient;
 use crate::convert::{self, decode};
 use crate::error::{Error, Result, error_chain};
-use crate::model::{Checkpoints, Job, Savepoint, SavepointRequest};
+use crate::model::{Checkpoints, Compatibility, Job, Savepoint, SavepointRequest};
 use crate::token::{AttachToken, Token};
 
 /// Where the control API is and how to reach it.
@@ -58,11 +59,7 @@ impl ClientConfig {
             .connect_timeout(self.connect_timeout);
         match (&self.tls_ca, https) {
             (Some(ca), true) => {
-                let pem = std::fs::read(ca).map_err(|source| Error::ReadTlsFile {
-                    path: ca.clone(),
-                    source,
-                })?;
-                let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+                let tls = crate::tls::client_tls(ca)?;
                 endpoint = endpoint
                     .tls_config(tls)
                     .map_err(|e| Error::Tls(error_chain(&e)))?;
@@ -132,6 +129,7 @@ impl ControlClient {
         let request = pb::TriggerSavepointRequest {
             dir: request.dir,
             stop: request.stop,
+            request_id: request.request_id,
         };
         let answer = self.inner.trigger_savepoint(request).await;
         let answer = answer.map_err(|s| Error::from_status(&self.url, s))?;
@@ -154,6 +152,39 @@ impl ControlClient {
         let answer = self.inner.cancel_job(pb::CancelJobRequest {}).await;
         let job = answer.map_err(|s| Error::from_status(&self.url, s))?;
         decode(&self.url, convert::job_from_proto(job.into_inner()))
+    }
+
+    /// Whether the job `sql` with `settings` could restore the running job's state.
+    pub async fn check_compatibility(
+        &mut self,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Compatibility> {
+        let request = pb::CheckCompatibilityRequest {
+            sql: sql.to_string(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let answer = self.inner.check_compatibility(request).await;
+        let answer = answer
+            .map_err(|s| Error::from_status(&self.url, s))?
+            .into_inner();
+        Ok(Compatibility {
+            compatible: answer.compatible,
+            problems: answer.problems,
+        })
+    }
+
+    /// Delete the savepoint at `path` (an already deleted one is fine).
+    pub async fn dispose_savepoint(&mut self, path: &str) -> Result<()> {
+        let request = pb::DisposeSavepointRequest {
+            path: path.to_string(),
+        };
+        let answer = self.inner.dispose_savepoint(request).await;
+        answer.map_err(|s| Error::from_status(&self.url, s))?;
+        Ok(())
     }
 }
 
@@ -196,5 +227,18 @@ impl BlockingClient {
 
     pub fn cancel(&mut self) -> Result<Job> {
         self.runtime.block_on(self.client.cancel())
+    }
+
+    pub fn check_compatibility(
+        &mut self,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Compatibility> {
+        self.runtime
+            .block_on(self.client.check_compatibility(sql, settings))
+    }
+
+    pub fn dispose_savepoint(&mut self, path: &str) -> Result<()> {
+        self.runtime.block_on(self.client.dispose_savepoint(path))
     }
 }

@@ -27,6 +27,10 @@ pub enum Error {
     /// `INVALID_ARGUMENT`.
     #[error("{0}")]
     InvalidRequest(String),
+    /// This job does not offer the operation (an implementation that leaves a defaulted
+    /// [`crate::JobControl`] method alone). HTTP 501, gRPC `UNIMPLEMENTED`.
+    #[error("{0}")]
+    Unimplemented(String),
 
     #[error("cannot read the token file {path}")]
     ReadTokenFile {
@@ -82,6 +86,7 @@ impl Error {
             Error::Rejected(_) => tonic::Status::failed_precondition(message),
             Error::Unavailable(_) => tonic::Status::unavailable(message),
             Error::InvalidRequest(_) => tonic::Status::invalid_argument(message),
+            Error::Unimplemented(_) => tonic::Status::unimplemented(message),
             _ => tonic::Status::internal(message),
         }
     }
@@ -94,6 +99,7 @@ impl Error {
             Error::Rejected(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

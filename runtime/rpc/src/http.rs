@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::model::{JobState, SavepointRequest, SavepointTriggered};
+use crate::model::{
+    CompatibilityRequest, DisposeSavepointRequest, JobState, SavepointRequest, SavepointTriggered,
+};
 use crate::service::{GrpcService, JobControl, call};
 use crate::token::{AUTHORIZATION, Token, refusal};
 
@@ -34,6 +36,8 @@ pub fn router(control: Control, token: Option<Token>) -> Router {
         .route("/v1/job/savepoints", post(trigger_savepoint))
         .route("/v1/job/savepoints/{trigger_id}", get(get_savepoint))
         .route("/v1/job/cancel", post(cancel))
+        .route("/v1/job/compatibility", post(check_compatibility))
+        .route("/v1/savepoint-disposal", post(dispose_savepoint))
         .route("/metrics", get(get_metrics))
         .with_state(control.clone())
         .merge(grpc)
@@ -130,7 +134,8 @@ async fn trigger_savepoint(State(control): State<Control>, body: Bytes) -> Respo
     } else {
         serde_json::from_slice::<SavepointRequest>(&body).map_err(|e| {
             Error::InvalidRequest(format!(
-                "the body must be {{\"dir\": string or null, \"stop\": bool}}: {e}"
+                "the body must be {{\"dir\": string or null, \"stop\": bool, \
+                 \"requestId\": string or null}}: {e}"
             ))
         })
     };
@@ -152,6 +157,36 @@ async fn get_savepoint(State(control): State<Control>, Path(trigger_id): Path<St
 
 async fn cancel(State(control): State<Control>) -> Response {
     json(StatusCode::ACCEPTED, call(&control, |c| c.cancel()).await)
+}
+
+async fn check_compatibility(State(control): State<Control>, body: Bytes) -> Response {
+    let request = serde_json::from_slice::<CompatibilityRequest>(&body).map_err(|e| {
+        Error::InvalidRequest(format!(
+            "the body must be {{\"sql\": string, \"settings\": {{string: string}}}}: {e}"
+        ))
+    });
+    let result = match request {
+        Ok(r) => {
+            call(&control, move |c| {
+                c.check_compatibility(&r.sql, &r.settings)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    json(StatusCode::OK, result)
+}
+
+async fn dispose_savepoint(State(control): State<Control>, body: Bytes) -> Response {
+    let request = serde_json::from_slice::<DisposeSavepointRequest>(&body)
+        .map_err(|e| Error::InvalidRequest(format!("the body must be {{\"path\": string}}: {e}")));
+    let result = match request {
+        Ok(r) => call(&control, move |c| c.dispose_savepoint(&r.path))
+            .await
+            .map(|()| serde_json::json!({})),
+        Err(e) => Err(e),
+    };
+    json(StatusCode::OK, result)
 }
 
 async fn get_metrics(State(control): State<Control>) -> Response {

@@ -1,8 +1,9 @@
 //! Weir's wire protocols, generated from `runtime/rpc/proto`, and the job control API built
 //! on them.
 //!
-//! The control API (`docs/control-api.md`) serves one job's status, checkpoints, savepoints
-//! and cancel over gRPC (`weir.control.v1.JobControl`) and the same as JSON over HTTP, with
+//! The control API (`docs/control-api.md`) serves one job's status, checkpoints, savepoints,
+//! cancel, upgrade compatibility checks and savepoint disposal over gRPC
+//! (`weir.control.v1.JobControl`) and the same as JSON over HTTP, with
 //! Prometheus `/metrics` and the `/healthz` / `/readyz` probes, on one listener:
 //!
 //! - domain code implements [`JobControl`] (synchronous: the engine is thread-based);
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod model;
 mod server;
 mod service;
+mod tls;
 mod token;
 
 #[cfg(test)]
@@ -42,9 +44,11 @@ pub use client::{BlockingClient, ClientConfig, ControlClient};
 pub use error::{Error, Result};
 pub use http::router;
 pub use model::{
-    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Job, JobState, Operator, Savepoint,
-    SavepointRequest, SavepointStatus, SavepointTriggered,
+    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Compatibility, CompatibilityRequest,
+    DisposeSavepointRequest, Job, JobState, Operator, Savepoint, SavepointRequest, SavepointStatus,
+    SavepointTriggered,
 };
 pub use server::{ControlServer, ServerConfig, TlsFiles, serve};
 pub use service::{GrpcService, JobControl};
+pub use tls::{client_tls, server_tls};
 pub use token::{AUTHORIZATION, AttachToken, RequireToken, Token};

@@ -6,7 +6,10 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Checkpoints, Job, JobState};
+use crate::model::{Checkpoints, Job, JobState, Operator};
+
+/// An operator metric: name, help, and its value (absent: no sample).
+type OperatorFigure = (&'static str, &'static str, fn(&Operator) -> Option<f64>);
 
 /// The exposition text for `job` and its `checkpoints`.
 pub fn render(job: &Job, checkpoints: &Checkpoints) -> String {
@@ -128,7 +131,7 @@ pub fn render(job: &Job, checkpoints: &Checkpoints) -> String {
         }
     }
 
-    let per_operator: [(&str, &str, fn(&crate::model::Operator) -> Option<f64>); 4] = [
+    let per_operator: [OperatorFigure; 4] = [
         (
             "weir_operator_numRecordsIn",
             "Rows into the operator (this attempt).",

@@ -4,6 +4,8 @@
 //! `weir.control.v1`, and the clients give them back. `docs/control-api.md` documents every
 //! field; names only ever get added.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A job's lifecycle state, with Flink's `JobStatus` names where they mean the same.
@@ -162,6 +164,9 @@ pub struct SavepointRequest {
     pub dir: Option<String>,
     /// Stop the job once the savepoint is complete.
     pub stop: bool,
+    /// The caller's id for this request: a trigger with an id the job has already seen starts
+    /// nothing and answers the first trigger's id.
+    pub request_id: Option<String>,
 }
 
 /// The answer to `POST /v1/job/savepoints`.
@@ -190,4 +195,33 @@ pub struct Savepoint {
     pub path: Option<String>,
     /// Why it failed, once `FAILED`.
     pub failure: Option<String>,
+}
+
+/// `POST /v1/job/compatibility`: a new job to check against the running one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct CompatibilityRequest {
+    /// The new job's SQL script.
+    pub sql: String,
+    /// Settings as `weir run --set KEY=VALUE` gives them (they win over the script's `SET`s).
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Whether a new job could restore the running job's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compatibility {
+    /// True when every operator with state in the running job has a match in the new plan.
+    pub compatible: bool,
+    /// What does not match, one sentence each naming the operator; the SQL error (with its
+    /// line and column) when the new script does not plan.
+    pub problems: Vec<String>,
+}
+
+/// `POST /v1/savepoint-disposal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisposeSavepointRequest {
+    /// The savepoint folder (or its `_metadata`).
+    pub path: String,
 }

@@ -7,14 +7,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::error::{Error, Result, error_chain};
 use crate::http::router;
@@ -48,16 +48,8 @@ impl ServerConfig {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::ReadTlsFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig> {
-    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
-    Ok(ServerTlsConfig::new().identity(identity))
+    crate::tls::server_tls(files)
 }
 
 /// Serve the control API on `listener` until `shutdown` resolves.

@@ -7,12 +7,13 @@
 //! workers. Implementations should still answer quickly: a savepoint is triggered, never
 //! waited for.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::control as pb;
 use crate::convert;
 use crate::error::{Error, Result};
-use crate::model::{Checkpoints, Job, Savepoint, SavepointRequest};
+use crate::model::{Checkpoints, Compatibility, Job, Savepoint, SavepointRequest};
 
 /// What a running job answers. Errors use [`Error::NotFound`], [`Error::Rejected`],
 /// [`Error::Unavailable`] and [`Error::InvalidRequest`], which become the matching HTTP
@@ -25,6 +26,8 @@ pub trait JobControl: Send + Sync + 'static {
     fn checkpoints(&self) -> Result<Checkpoints>;
 
     /// Start a savepoint and return its trigger id at once (the savepoint completes later).
+    /// A request whose `request_id` the job has seen before starts nothing and answers the
+    /// first trigger's id.
     fn trigger_savepoint(&self, request: SavepointRequest) -> Result<String>;
 
     /// Where the savepoint started under `trigger_id` stands; [`Error::NotFound`] for an id
@@ -33,6 +36,29 @@ pub trait JobControl: Send + Sync + 'static {
 
     /// Cancel the job (no savepoint); answers with the job as it is right after the request.
     fn cancel(&self) -> Result<Job>;
+
+    /// Whether the job `sql` with `settings` (as `--set` gives them) could restore this job's
+    /// state. A script that does not plan is an answer (`compatible: false`, the error as a
+    /// problem), not an error.
+    fn check_compatibility(
+        &self,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Compatibility> {
+        let _ = (sql, settings);
+        Err(Error::Unimplemented(
+            "this job cannot check compatibility".into(),
+        ))
+    }
+
+    /// Delete the savepoint at `path`; refuse ([`Error::Rejected`]) anything that is not a
+    /// savepoint. A savepoint that is already gone is disposed.
+    fn dispose_savepoint(&self, path: &str) -> Result<()> {
+        let _ = path;
+        Err(Error::Unimplemented(
+            "this job cannot dispose savepoints".into(),
+        ))
+    }
 }
 
 /// Call `f` on the blocking pool.
@@ -98,6 +124,7 @@ impl pb::job_control_server::JobControl for GrpcService {
         let request = SavepointRequest {
             dir: request.dir.filter(|d| !d.is_empty()),
             stop: request.stop,
+            request_id: request.request_id.filter(|r| !r.is_empty()),
         };
         answer(
             call(&self.control, move |c| c.trigger_savepoint(request))
@@ -123,6 +150,36 @@ impl pb::job_control_server::JobControl for GrpcService {
             call(&self.control, |c| c.cancel())
                 .await
                 .map(convert::job_to_proto),
+        )
+    }
+
+    async fn check_compatibility(
+        &self,
+        request: tonic::Request<pb::CheckCompatibilityRequest>,
+    ) -> Answer<pb::Compatibility> {
+        let request = request.into_inner();
+        let settings: BTreeMap<String, String> = request.settings.into_iter().collect();
+        answer(
+            call(&self.control, move |c| {
+                c.check_compatibility(&request.sql, &settings)
+            })
+            .await
+            .map(|c| pb::Compatibility {
+                compatible: c.compatible,
+                problems: c.problems,
+            }),
+        )
+    }
+
+    async fn dispose_savepoint(
+        &self,
+        request: tonic::Request<pb::DisposeSavepointRequest>,
+    ) -> Answer<pb::DisposeSavepointResponse> {
+        let path = request.into_inner().path;
+        answer(
+            call(&self.control, move |c| c.dispose_savepoint(&path))
+                .await
+                .map(|()| pb::DisposeSavepointResponse {}),
         )
     }
 }

@@ -2,7 +2,7 @@
 //! answers, the token is required on both (and not on the probes), `/metrics` is valid
 //! Prometheus text, errors name the URL, and TLS works with a CA file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -12,10 +12,13 @@ use crate::model::*;
 use crate::{BlockingClient, ClientConfig, ControlServer, Error, JobControl, ServerConfig, Token};
 use crate::{Result, TlsFiles};
 
-/// A job that answers from memory: savepoints complete on the second poll.
+/// A job that answers from memory: savepoints complete on the second poll; a new job is
+/// compatible unless its SQL mentions `COUNT`; savepoints live under `file:///sp/`.
 struct FakeJob {
     state: Mutex<JobState>,
     savepoints: Mutex<HashMap<String, (Savepoint, u32)>>,
+    requests: Mutex<HashMap<String, String>>,
+    disposed: Mutex<Vec<String>>,
 }
 
 impl FakeJob {
@@ -23,7 +26,30 @@ impl FakeJob {
         Arc::new(FakeJob {
             state: Mutex::new(JobState::Running),
             savepoints: Mutex::new(HashMap::new()),
+            requests: Mutex::new(HashMap::new()),
+            disposed: Mutex::new(Vec::new()),
         })
+    }
+}
+
+/// A job that leaves the defaulted methods alone.
+struct MinimalJob;
+
+impl JobControl for MinimalJob {
+    fn job(&self) -> Result<Job> {
+        FakeJob::running().job()
+    }
+    fn checkpoints(&self) -> Result<Checkpoints> {
+        Ok(Checkpoints::default())
+    }
+    fn trigger_savepoint(&self, _: SavepointRequest) -> Result<String> {
+        Err(Error::Rejected("no".into()))
+    }
+    fn savepoint(&self, id: &str) -> Result<Savepoint> {
+        Err(Error::NotFound(id.into()))
+    }
+    fn cancel(&self) -> Result<Job> {
+        self.job()
     }
 }
 
@@ -80,8 +106,15 @@ impl JobControl for FakeJob {
         let Some(dir) = request.dir else {
             return Err(Error::Rejected("no savepoint directory".into()));
         };
+        let mut requests = self.requests.lock().unwrap();
+        if let Some(id) = request.request_id.as_ref().and_then(|r| requests.get(r)) {
+            return Ok(id.clone());
+        }
         let mut savepoints = self.savepoints.lock().unwrap();
         let id = format!("sp-{}", savepoints.len() + 1);
+        if let Some(request_id) = request.request_id {
+            requests.insert(request_id, id.clone());
+        }
         let savepoint = Savepoint {
             trigger_id: id.clone(),
             status: SavepointStatus::InProgress,
@@ -111,6 +144,30 @@ impl JobControl for FakeJob {
     fn cancel(&self) -> Result<Job> {
         *self.state.lock().unwrap() = JobState::Cancelling;
         self.job()
+    }
+
+    fn check_compatibility(
+        &self,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Compatibility> {
+        let mut problems: Vec<String> = Vec::new();
+        if sql.contains("COUNT") {
+            problems.push("the state of operator GroupAggregate (uid agg-1) has no match".into());
+        }
+        problems.extend(settings.iter().map(|(k, v)| format!("setting {k}={v}")));
+        Ok(Compatibility {
+            compatible: problems.is_empty(),
+            problems,
+        })
+    }
+
+    fn dispose_savepoint(&self, path: &str) -> Result<()> {
+        if !path.starts_with("file:///sp/") {
+            return Err(Error::InvalidRequest(format!("{path} is not a savepoint")));
+        }
+        self.disposed.lock().unwrap().push(path.to_string());
+        Ok(())
     }
 }
 
@@ -212,6 +269,7 @@ fn json_and_grpc_give_the_same_answers() {
     let request = SavepointRequest {
         dir: Some("s3://b/sp".into()),
         stop: false,
+        request_id: None,
     };
     let id = grpc.trigger_savepoint(request).unwrap();
     let (_, first) = http(
@@ -231,6 +289,117 @@ fn json_and_grpc_give_the_same_answers() {
     assert_eq!(status, 202, "{body}");
     assert!(body.contains("\"state\":\"CANCELLING\""), "{body}");
     assert_eq!(grpc.job().unwrap().state, JobState::Cancelling);
+}
+
+#[test]
+fn a_repeated_request_id_answers_the_first_trigger_id_on_json_and_grpc() {
+    let (server, job) = start(None);
+    let mut grpc = client(&server, None).unwrap();
+    let request = SavepointRequest {
+        dir: Some("file:///sp".into()),
+        stop: true,
+        request_id: Some("upgrade-7".into()),
+    };
+    let first = grpc.trigger_savepoint(request.clone()).unwrap();
+    assert_eq!(grpc.trigger_savepoint(request).unwrap(), first);
+    let body = r#"{"dir": "file:///sp", "stop": true, "requestId": "upgrade-7"}"#;
+    let (status, answer) = http(&server, "POST", "/v1/job/savepoints", None, body);
+    assert_eq!(status, 202, "{answer}");
+    let triggered: SavepointTriggered = serde_json::from_str(&answer).unwrap();
+    assert_eq!(triggered.trigger_id, first);
+    let other = grpc
+        .trigger_savepoint(SavepointRequest {
+            dir: Some("file:///sp".into()),
+            ..SavepointRequest::default()
+        })
+        .unwrap();
+    assert_ne!(other, first, "no request id: a new savepoint");
+    assert_eq!(job.savepoints.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn compatibility_and_disposal_answer_the_same_on_json_and_grpc() {
+    let (server, job) = start(Some("tok"));
+    let mut grpc = client(&server, Some("tok")).unwrap();
+    let settings = BTreeMap::from([("parallelism.default".to_string(), "4".to_string())]);
+    let answer = grpc
+        .check_compatibility("INSERT INTO o SELECT COUNT(*) FROM s", &settings)
+        .unwrap();
+    assert!(!answer.compatible);
+    assert_eq!(answer.problems.len(), 2, "{answer:?}");
+    assert!(answer.problems[0].contains("GroupAggregate"), "{answer:?}");
+    assert_eq!(answer.problems[1], "setting parallelism.default=4");
+    let body = r#"{"sql": "INSERT INTO o SELECT COUNT(*) FROM s", "settings": {"parallelism.default": "4"}}"#;
+    let (status, json) = http(&server, "POST", "/v1/job/compatibility", Some("tok"), body);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        serde_json::from_str::<Compatibility>(&json).unwrap(),
+        answer
+    );
+    let (_, json) = http(
+        &server,
+        "POST",
+        "/v1/job/compatibility",
+        Some("tok"),
+        r#"{"sql": "INSERT INTO o SELECT a FROM s"}"#,
+    );
+    assert_eq!(json, r#"{"compatible":true,"problems":[]}"#);
+    let (status, _) = http(&server, "POST", "/v1/job/compatibility", Some("tok"), "{}x");
+    assert_eq!(status, 400);
+
+    grpc.dispose_savepoint("file:///sp/savepoint-1").unwrap();
+    let (status, json) = http(
+        &server,
+        "POST",
+        "/v1/savepoint-disposal",
+        Some("tok"),
+        r#"{"path": "file:///sp/savepoint-2"}"#,
+    );
+    assert_eq!((status, json.as_str()), (200, "{}"));
+    let err = grpc.dispose_savepoint("file:///cp/job/chk-3").unwrap_err();
+    assert!(err.to_string().contains("InvalidArgument"), "{err}");
+    assert!(err.to_string().contains("not a savepoint"), "{err}");
+    let (status, json) = http(
+        &server,
+        "POST",
+        "/v1/savepoint-disposal",
+        Some("tok"),
+        r#"{"path": "file:///cp/job/chk-3"}"#,
+    );
+    assert_eq!(status, 400, "{json}");
+    assert_eq!(
+        *job.disposed.lock().unwrap(),
+        ["file:///sp/savepoint-1", "file:///sp/savepoint-2"]
+    );
+    let (status, _) = http(&server, "POST", "/v1/savepoint-disposal", None, "{}");
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn a_job_without_the_newer_calls_answers_unimplemented() {
+    let server = ControlServer::start(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+        Arc::new(MinimalJob),
+    )
+    .unwrap();
+    let mut grpc = client(&server, None).unwrap();
+    let err = grpc.dispose_savepoint("file:///sp/x").unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote { code, .. } if code == "Unimplemented"),
+        "{err}"
+    );
+    let err = grpc
+        .check_compatibility("SELECT 1", &BTreeMap::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("Unimplemented"), "{err}");
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/v1/savepoint-disposal",
+        None,
+        r#"{"path": "x"}"#,
+    );
+    assert_eq!(status, 501);
 }
 
 #[test]

@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
-use weir_checkpoint::metadata::{
-    CheckpointKind, CheckpointMetadata, KeyedStateHandle, OperatorState,
-};
+use weir_checkpoint::metadata::{CheckpointKind, CheckpointMetadata, OperatorState};
 use weir_checkpoint::{CheckpointStorage, JobCheckpoints, savepoint_folder_name};
 
 use super::upload::{Destination, UploadContext};
@@ -660,15 +658,11 @@ fn committables_of(state: &weir_checkpoint::metadata::SubtaskState) -> Vec<serde
 }
 
 fn files_of(state: &weir_checkpoint::metadata::SubtaskState) -> Vec<String> {
-    match &state.keyed {
-        Some(KeyedStateHandle::Canonical { key_groups }) => {
-            key_groups.iter().map(|k| k.file.clone()).collect()
-        }
-        Some(KeyedStateHandle::RocksDb { files, .. }) => {
-            files.iter().map(|f| f.file.clone()).collect()
-        }
-        None => Vec::new(),
-    }
+    state
+        .files()
+        .into_iter()
+        .map(|(file, _)| file.to_owned())
+        .collect()
 }
 
 /// Why `_metadata` was not written.

@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use serde_json::Value;
 use weir_checkpoint::metadata::{CheckpointMetadata, KeyedStateHandle, OperatorState};
 use weir_checkpoint::{CheckpointStorage, Restorable};
@@ -64,15 +65,18 @@ impl Restore {
             root,
             location,
         } = restorable;
-        if metadata.max_parallelism as usize != graph.max_parallelism {
-            return Err(Error::Restore {
-                location,
-                message: format!(
-                    "it was taken with max parallelism {}, this job has {}; \
-                     key groups cannot be mapped (set pipeline.max-parallelism = {})",
-                    metadata.max_parallelism, graph.max_parallelism, metadata.max_parallelism
-                ),
-            });
+        for mismatch in mismatches(&metadata, graph) {
+            match &mismatch {
+                Mismatch::UnmatchedState { name, uid } if allow_non_restored_state => {
+                    tracing::warn!(operator = %name, %uid, "state not restored: no such operator in this job");
+                }
+                _ => {
+                    return Err(Error::Restore {
+                        location,
+                        message: mismatch.to_string(),
+                    });
+                }
+            }
         }
         let parallelism: HashMap<String, usize> = graph
             .nodes
@@ -81,27 +85,10 @@ impl Restore {
             .collect();
         let mut by_uid = HashMap::new();
         for (i, op) in metadata.operators.iter().enumerate() {
-            // A sink's state is only its pending commits, published before the job starts.
-            let holds_state = op
-                .subtasks
-                .iter()
-                .any(|s| s.keyed.is_some() || !s.operator_state.is_empty() || !s.splits.is_empty());
             if parallelism.contains_key(&op.uid) {
                 by_uid.insert(op.uid.clone(), i);
-            } else if !holds_state {
+            } else if !holds_state(op) {
                 tracing::debug!(operator = %op.name, "no state to restore");
-            } else if allow_non_restored_state {
-                tracing::warn!(operator = %op.name, uid = %op.uid, "state not restored: no such operator in this job");
-            } else {
-                return Err(Error::Restore {
-                    location,
-                    message: format!(
-                        "the state of operator {} (uid {}) matches no operator of this job; \
-                         the query changed what it computes. Run with --allow-non-restored-state \
-                         to drop that state",
-                        op.name, op.uid
-                    ),
-                });
             }
         }
         Ok(Restore {
@@ -283,11 +270,29 @@ impl Restore {
                     .filter(|f| range.contains(&f.key_group))
                     .collect();
                 files.sort_by_key(|f| f.key_group);
+                // Key groups packed into one file come one after the other: read it once.
+                let mut current: Option<(&str, Bytes)> = None;
                 for file in files {
-                    let bytes = self.root.get(&file.file)?;
+                    let whole = match &current {
+                        Some((name, bytes)) if *name == file.file => bytes.clone(),
+                        _ => {
+                            let bytes = self.root.get(&file.file)?;
+                            current = Some((&file.file, bytes.clone()));
+                            bytes
+                        }
+                    };
+                    let (start, end) = (file.offset as usize, (file.offset + file.size) as usize);
+                    let bytes = whole.get(start..end).ok_or_else(|| Error::Restore {
+                        location: format!("{}/{}", self.root.uri(), file.file),
+                        message: format!(
+                            "key group {} is at bytes {start}..{end} of a {}-byte file",
+                            file.key_group,
+                            whole.len()
+                        ),
+                    })?;
                     let key_group = file.key_group;
                     let mut sink_failed = None;
-                    let decoded = canonical::decode_each(&bytes, &mut |state, key, value| {
+                    let decoded = canonical::decode_each(bytes, &mut |state, key, value| {
                         f(key_group, state, key, value).map_err(|e| {
                             let message = e.to_string();
                             sink_failed = Some(e);
@@ -397,6 +402,64 @@ impl Restore {
             self.parallelism.get(&op.uid) == Some(&(op.parallelism as usize))
         });
     }
+}
+
+/// What keeps a checkpoint from being restored by a plan: the checks [`Restore::new`] makes,
+/// also asked by the control API's compatibility check before an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Another `pipeline.max-parallelism`: key groups cannot be mapped.
+    MaxParallelism { old: u32, new: usize },
+    /// An operator's state matches no operator of the plan (a restore refuses it unless
+    /// allow-non-restored-state).
+    UnmatchedState { name: String, uid: String },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::MaxParallelism { old, new } => write!(
+                f,
+                "it was taken with max parallelism {old}, this job has {new}; key groups cannot \
+                 be mapped (set pipeline.max-parallelism = {old})"
+            ),
+            Mismatch::UnmatchedState { name, uid } => write!(
+                f,
+                "the state of operator {name} (uid {uid}) matches no operator of this job; the \
+                 query changed what it computes. Run with --allow-non-restored-state to drop \
+                 that state"
+            ),
+        }
+    }
+}
+
+/// Every mismatch between `metadata` and `graph`, max parallelism first, then each operator
+/// whose state no node of `graph` takes (operators without state never mismatch).
+pub fn mismatches(metadata: &CheckpointMetadata, graph: &JobGraph) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    if metadata.max_parallelism as usize != graph.max_parallelism {
+        out.push(Mismatch::MaxParallelism {
+            old: metadata.max_parallelism,
+            new: graph.max_parallelism,
+        });
+    }
+    for op in &metadata.operators {
+        if holds_state(op) && !graph.nodes.iter().any(|n| n.uid == op.uid) {
+            out.push(Mismatch::UnmatchedState {
+                name: op.name.clone(),
+                uid: op.uid.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Whether a checkpointed operator has state to restore. A sink's state is only its pending
+/// commits, published before the job starts.
+fn holds_state(op: &OperatorState) -> bool {
+    op.subtasks
+        .iter()
+        .any(|s| s.keyed.is_some() || !s.operator_state.is_empty() || !s.splits.is_empty())
 }
 
 /// Names a RocksDB handle in the download table: its first file is unique to it.

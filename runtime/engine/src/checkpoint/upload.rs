@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use weir_checkpoint::CheckpointStorage;
 use weir_checkpoint::metadata::{
     CheckpointMetadata, KeyGroupFile, KeyedStateHandle, OperatorState, RocksFile, SubtaskState,
@@ -74,11 +74,16 @@ pub trait UploadObserver: Send + Sync {
 /// barrier can overtake the message that registers it.
 const DESTINATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How many ended checkpoint ids [`UploadContext::destinations`] remembers.
+const ENDED_KEPT: u64 = 1024;
+
 /// Shared by the coordinator (which registers destinations and confirms files) and the upload
 /// threads.
 #[derive(Clone)]
 pub struct UploadContext {
-    pub destinations: Arc<Mutex<HashMap<u64, Destination>>>,
+    /// Per checkpoint id: where it writes (`Some`), or that it ended (`None`, kept for the
+    /// last [`ENDED_KEPT`] ids so a late upload fails at once instead of waiting).
+    pub destinations: Arc<Mutex<HashMap<u64, Option<Destination>>>>,
     /// Told of every destination and confirmation (distributed jobs).
     pub observer: Option<Arc<dyn UploadObserver>>,
     /// Where final snapshots of finished tasks go: the job's checkpoint folder.
@@ -95,10 +100,11 @@ impl UploadContext {
             observer.destination(id, destination.as_ref());
         }
         if let Ok(mut d) = self.destinations.lock() {
-            match destination {
-                Some(destination) => d.insert(id, destination),
-                None => d.remove(&id),
-            };
+            let ended = destination.is_none();
+            d.insert(id, destination);
+            if ended {
+                d.retain(|&other, dest| dest.is_some() || other + ENDED_KEPT > id);
+            }
         }
     }
 
@@ -120,8 +126,15 @@ impl UploadContext {
                 .map_err(|_| Error::execution("checkpoint", "destination table poisoned"))?
                 .get(&id)
                 .cloned();
-            if let Some(destination) = found {
-                return Ok(destination);
+            match found {
+                Some(Some(destination)) => return Ok(destination),
+                Some(None) => {
+                    return Err(Error::execution(
+                        "checkpoint",
+                        format!("checkpoint {id} is no longer pending"),
+                    ));
+                }
+                None => {}
             }
             if std::time::Instant::now() >= deadline {
                 return Err(Error::execution(
@@ -135,6 +148,12 @@ impl UploadContext {
 }
 
 /// A pool of upload threads fed by a channel.
+///
+/// The snapshots of one task always go to the same thread, so its events reach the
+/// coordinator in the order the task took them: a task's final snapshot is never reported
+/// before the checkpoint it took just before finishing. (Were it reported first, that
+/// checkpoint would complete with the final state standing in for the missing one, and the
+/// sink output pre-committed for it would arrive after the job had ended, never published.)
 pub struct Uploader {
     tx: Option<Sender<TaskSnapshot>>,
     threads: Vec<JoinHandle<()>>,
@@ -142,44 +161,42 @@ pub struct Uploader {
 
 impl Uploader {
     pub fn start(threads: usize, ctx: UploadContext, events: Sender<Event>) -> Result<Uploader> {
+        let spawn_error =
+            |e: std::io::Error| Error::execution("checkpoint", format!("cannot start thread: {e}"));
         let (tx, rx) = crossbeam_channel::unbounded::<TaskSnapshot>();
         let mut handles = Vec::new();
+        let mut lanes = Vec::new();
         for i in 0..threads.max(1) {
-            let rx: Receiver<TaskSnapshot> = rx.clone();
+            let (lane, rx) = crossbeam_channel::unbounded::<TaskSnapshot>();
+            lanes.push(lane);
             let ctx = ctx.clone();
             let events = events.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("upload-{i}"))
                 .spawn(move || {
                     for snapshot in rx {
-                        let (task, of, timing) = (snapshot.task, snapshot.of, snapshot.timing);
-                        let committables: Vec<(NodeRef, serde_json::Value)> = snapshot
-                            .nodes
-                            .iter()
-                            .filter_map(|n| Some((n.node.clone(), n.committable.clone()?)))
-                            .collect();
-                        let event = match upload_task(&ctx, snapshot) {
-                            Ok(nodes) => Event::Acknowledged {
-                                task,
-                                of,
-                                nodes,
-                                timing,
-                            },
-                            Err(e) => Event::Declined {
-                                task,
-                                of,
-                                reason: e.to_string(),
-                                committables,
-                            },
-                        };
-                        if events.send(event).is_err() {
+                        if events.send(upload_event(&ctx, snapshot)).is_err() {
                             return;
                         }
                     }
                 })
-                .map_err(|e| Error::execution("checkpoint", format!("cannot start thread: {e}")))?;
+                .map_err(spawn_error)?;
             handles.push(handle);
         }
+        // Routes each snapshot to its task's lane; ends (closing the lanes) when every
+        // sender of `tx` is gone.
+        let dispatcher = std::thread::Builder::new()
+            .name("upload-dispatch".into())
+            .spawn(move || {
+                for snapshot in rx {
+                    let lane = &lanes[snapshot.task % lanes.len()];
+                    if lane.send(snapshot).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(spawn_error)?;
+        handles.insert(0, dispatcher);
         Ok(Uploader {
             tx: Some(tx),
             threads: handles,
@@ -196,6 +213,30 @@ impl Uploader {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// Upload `snapshot` and say how it went.
+fn upload_event(ctx: &UploadContext, snapshot: TaskSnapshot) -> Event {
+    let (task, of, timing) = (snapshot.task, snapshot.of, snapshot.timing);
+    let committables: Vec<(NodeRef, serde_json::Value)> = snapshot
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.node.clone(), n.committable.clone()?)))
+        .collect();
+    match upload_task(ctx, snapshot) {
+        Ok(nodes) => Event::Acknowledged {
+            task,
+            of,
+            nodes,
+            timing,
+        },
+        Err(e) => Event::Declined {
+            task,
+            of,
+            reason: e.to_string(),
+            committables,
+        },
     }
 }
 
@@ -237,13 +278,7 @@ fn upload_node(
     let range = key_group_range(node.subtask, ctx.max_parallelism, node.parallelism);
     let keyed = match keyed {
         None => None,
-        Some(LocalSnapshot::Entries(groups)) => {
-            let mut files = Vec::new();
-            for (key_group, entries) in groups {
-                files.push(put_key_group(destination, &stem, key_group, &entries)?);
-            }
-            Some(KeyedStateHandle::Canonical { key_groups: files })
-        }
+        Some(LocalSnapshot::Entries(groups)) => Some(put_key_groups(destination, &stem, &groups)?),
         Some(LocalSnapshot::RocksDb { dir, files }) => {
             let handle = if destination.canonical {
                 canonical_from_rocksdb(destination, &stem, &dir, range)
@@ -282,20 +317,34 @@ fn upload_node(
     })
 }
 
-fn put_key_group(
+/// Entries of several key groups as one file: each key group's canonical bytes one after
+/// the other, located by offset. One file per subtask and checkpoint instead of one per key
+/// group: creating and deleting up to 128 small files per checkpoint cost the file system (and
+/// an object store) far more than the bytes.
+fn put_key_groups(
     destination: &Destination,
     stem: &str,
-    key_group: KeyGroup,
-    entries: &[Entry],
-) -> Result<KeyGroupFile> {
-    let file = format!("{stem}-kg{key_group}");
-    let bytes = Bytes::from(canonical::encode(key_group, entries));
-    let size = with_retries(|| destination.root.put_verified(&file, bytes.clone()))?;
-    Ok(KeyGroupFile {
-        key_group,
-        file,
-        size,
-    })
+    groups: &std::collections::BTreeMap<KeyGroup, Vec<Entry>>,
+) -> Result<KeyedStateHandle> {
+    if groups.is_empty() {
+        return Ok(KeyedStateHandle::Canonical { key_groups: vec![] });
+    }
+    let file = format!("{stem}-kgs");
+    let mut bytes = Vec::new();
+    let mut key_groups = Vec::with_capacity(groups.len());
+    for (&key_group, entries) in groups {
+        let offset = bytes.len() as u64;
+        bytes.extend_from_slice(&canonical::encode(key_group, entries));
+        key_groups.push(KeyGroupFile {
+            key_group,
+            file: file.clone(),
+            size: bytes.len() as u64 - offset,
+            offset,
+        });
+    }
+    let bytes = Bytes::from(bytes);
+    with_retries(|| destination.root.put_verified(&file, bytes.clone()))?;
+    Ok(KeyedStateHandle::Canonical { key_groups })
 }
 
 /// A savepoint of RocksDB state: iterate the native snapshot and write one canonical file per
@@ -317,6 +366,7 @@ fn canonical_from_rocksdb(
             key_group,
             file,
             size,
+            offset: 0,
         })
     };
     db.for_each_entry(range, &mut |key_group, entry| {

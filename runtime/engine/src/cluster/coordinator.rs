@@ -19,7 +19,7 @@ use weir_checkpoint::{CheckpointStorage, JobCheckpoints};
 use weir_rpc::RequireToken;
 use weir_rpc::cluster::coordinator_server::CoordinatorServer;
 
-use super::connect::{Auth, server};
+use super::connect::Auth;
 use super::data_plane::MAX_FRAME_BYTES;
 use super::registry::{CoordinatorService, Registry};
 use super::remote::RemoteLauncher;
@@ -68,7 +68,9 @@ pub fn start(options: &CoordinatorOptions) -> Result<ClusterService> {
         RequireToken::new(options.auth.token.clone()),
     );
     runtime.spawn(
-        server()
+        options
+            .auth
+            .server()?
             .add_service(service)
             .serve_with_incoming(TcpIncoming::from(listener)),
     );

@@ -8,10 +8,14 @@
 //! channels that feed it, the shared stream keeps flowing for the others, and at most
 //! `CREDITS` frames per channel wait in memory. Frames are decoded on the receiving task's
 //! thread, not on the network threads.
+//!
+//! [`FlowStats`] counts what that bound is about: the frames each receiving channel holds
+//! (and the most it ever held), and the sends that had to wait for a credit. Workers report
+//! them in their heartbeats.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,10 +25,10 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use weir_rpc::cluster::data_plane_client::DataPlaneClient;
 use weir_rpc::cluster::data_plane_server::DataPlane;
-use weir_rpc::cluster::{CreditGrant, DataFrame};
+use weir_rpc::cluster::{CreditGrant, DataFrame, DataPlaneMetrics};
 
 use super::codec;
-use super::connect::{Auth, channel_to};
+use super::connect::Auth;
 use crate::dataflow::message::Message;
 use crate::dataflow::remote::{Network, RemoteEnvelope, RemoteInput, RemoteSend};
 use crate::error::{Error, Result};
@@ -40,6 +44,33 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
 /// slightly different moments).
 const DEPLOY_WAIT: Duration = Duration::from_secs(60);
 
+/// Flow-control counters of one worker's data plane in one attempt, both directions.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    /// Frames received and not yet taken by their task.
+    queued: AtomicU64,
+    /// The most frames one receiving channel held at once.
+    peak: AtomicU32,
+    received: AtomicU64,
+    sent: AtomicU64,
+    /// Sends that found no credit and waited for one.
+    credit_waits: AtomicU64,
+}
+
+impl FlowStats {
+    /// The figures a heartbeat carries.
+    pub fn snapshot(&self, credits: u32) -> DataPlaneMetrics {
+        DataPlaneMetrics {
+            queued_frames: self.queued.load(Ordering::Relaxed),
+            peak_queued_frames_per_channel: self.peak.load(Ordering::Relaxed),
+            frames_received: self.received.load(Ordering::Relaxed),
+            frames_sent: self.sent.load(Ordering::Relaxed),
+            credit_waits: self.credit_waits.load(Ordering::Relaxed),
+            credits,
+        }
+    }
+}
+
 /// The receiving side, shared by every incoming stream of a worker: the queue of each local
 /// task of the current attempt.
 #[derive(Default)]
@@ -51,12 +82,27 @@ pub struct Inboxes {
 struct InboxState {
     attempt: u64,
     queues: HashMap<u32, Sender<RemoteEnvelope>>,
+    /// Per (task, channel): frames on the task's queue.
+    held: HashMap<(u32, u32), Arc<AtomicU32>>,
+    stats: Arc<FlowStats>,
+}
+
+/// Where a received frame goes, and what counts it while it waits there.
+struct Slot {
+    queue: Sender<RemoteEnvelope>,
+    held: Arc<AtomicU32>,
+    stats: Arc<FlowStats>,
 }
 
 impl Inboxes {
-    /// Start receiving for `attempt`: a queue per local task. Frames of older attempts are
+    /// Start receiving for `attempt`: a queue per local task, and new counters (shared with
+    /// the attempt's senders, see [`AttemptNetwork::new`]). Frames of older attempts are
     /// dropped from now on.
-    pub fn open(&self, attempt: u64, tasks: &[u32]) -> HashMap<u32, Receiver<RemoteEnvelope>> {
+    pub fn open(
+        &self,
+        attempt: u64,
+        tasks: &[u32],
+    ) -> (HashMap<u32, Receiver<RemoteEnvelope>>, Arc<FlowStats>) {
         let mut receivers = HashMap::new();
         let mut queues = HashMap::new();
         for task in tasks {
@@ -64,27 +110,32 @@ impl Inboxes {
             queues.insert(*task, tx);
             receivers.insert(*task, rx);
         }
+        let stats = Arc::new(FlowStats::default());
         if let Ok(mut state) = self.state.lock() {
             state.attempt = attempt;
             state.queues = queues;
+            state.held.clear();
+            state.stats = stats.clone();
         }
-        receivers
+        (receivers, stats)
     }
 
     /// The queue of `task` in `attempt`, waiting for the deployment if it is a newer attempt
     /// than this worker has; `None` for frames of a superseded attempt.
-    async fn queue(&self, attempt: u64, task: u32) -> Option<Sender<RemoteEnvelope>> {
+    async fn queue(&self, attempt: u64, task: u32, channel: u32) -> Option<Slot> {
         let deadline = Instant::now() + DEPLOY_WAIT;
         loop {
             {
-                let state = self.state.lock().ok()?;
+                let mut state = self.state.lock().ok()?;
                 if attempt < state.attempt {
                     return None;
                 }
                 if attempt == state.attempt
-                    && let Some(queue) = state.queues.get(&task)
+                    && let Some(queue) = state.queues.get(&task).cloned()
                 {
-                    return Some(queue.clone());
+                    let stats = state.stats.clone();
+                    let held = state.held.entry((task, channel)).or_default().clone();
+                    return Some(Slot { queue, held, stats });
                 }
             }
             if Instant::now() >= deadline {
@@ -128,12 +179,26 @@ impl DataPlane for DataPlaneService {
                         break;
                     }
                 };
-                if let Some(queue) = inboxes.queue(frame.attempt, frame.task).await {
-                    // The task may have ended (cancelled): its queue is gone, drop the frame.
-                    let _ = queue.send(Box::new(Incoming {
+                if let Some(slot) = inboxes
+                    .queue(frame.attempt, frame.task, frame.channel)
+                    .await
+                {
+                    // Counted before it is queued, so the task never takes it uncounted.
+                    let held = slot.held.fetch_add(1, Ordering::Relaxed) + 1;
+                    slot.stats.peak.fetch_max(held, Ordering::Relaxed);
+                    slot.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    slot.stats.received.fetch_add(1, Ordering::Relaxed);
+                    let incoming = Incoming {
                         frame,
                         credits: credits_tx.clone(),
-                    }));
+                        held: slot.held.clone(),
+                        stats: slot.stats.clone(),
+                    };
+                    // The task may have ended (cancelled): its queue is gone, drop the frame.
+                    if slot.queue.send(Box::new(incoming)).is_err() {
+                        slot.held.fetch_sub(1, Ordering::Relaxed);
+                        slot.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
             }
         });
@@ -148,11 +213,22 @@ impl DataPlane for DataPlaneService {
 struct Incoming {
     frame: DataFrame,
     credits: mpsc::UnboundedSender<CreditGrant>,
+    held: Arc<AtomicU32>,
+    stats: Arc<FlowStats>,
 }
 
 impl RemoteInput for Incoming {
     fn take(self: Box<Self>) -> Result<(u32, Message)> {
-        let Incoming { frame, credits } = *self;
+        let Incoming {
+            frame,
+            credits,
+            held,
+            stats,
+        } = *self;
+        // Uncounted before the credit goes back, so a channel never counts more frames
+        // than its credits.
+        held.fetch_sub(1, Ordering::Relaxed);
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
         // The frame is off the queue: its credit goes back even if it does not decode (the
         // task then fails, and the job restarts).
         let _ = credits.send(CreditGrant {
@@ -176,6 +252,7 @@ pub struct AttemptNetwork {
     pub auth: Auth,
     pub cancel: Arc<AtomicBool>,
     pub inboxes: Mutex<HashMap<u32, Receiver<RemoteEnvelope>>>,
+    stats: Arc<FlowStats>,
     links: Mutex<HashMap<String, Arc<Link>>>,
 }
 
@@ -189,7 +266,7 @@ impl AttemptNetwork {
         runtime: tokio::runtime::Handle,
         auth: Auth,
         cancel: Arc<AtomicBool>,
-        inboxes: HashMap<u32, Receiver<RemoteEnvelope>>,
+        (inboxes, stats): (HashMap<u32, Receiver<RemoteEnvelope>>, Arc<FlowStats>),
     ) -> Self {
         AttemptNetwork {
             attempt,
@@ -200,6 +277,7 @@ impl AttemptNetwork {
             auth,
             cancel,
             inboxes: Mutex::new(inboxes),
+            stats,
             links: Mutex::new(HashMap::new()),
         }
     }
@@ -238,6 +316,7 @@ impl Network for AttemptNetwork {
             task: task as u32,
             channel,
             cancel: self.cancel.clone(),
+            stats: self.stats.clone(),
         }))
     }
 
@@ -268,7 +347,7 @@ impl Link {
     ) -> Result<Arc<Link>> {
         // The lazy channel spawns its connection task on the runtime.
         let _entered = runtime.enter();
-        let channel = channel_to(address)?;
+        let channel = auth.channel_to(address)?;
         let (frames, rx) = mpsc::channel::<DataFrame>(64);
         let link = Arc::new(Link {
             worker: worker.to_string(),
@@ -363,17 +442,20 @@ impl Gate {
         self.available.notify_all();
     }
 
-    /// Take a credit, waiting while there is none; `false` when `stop` says to give up.
-    fn acquire(&self, stop: impl Fn() -> bool) -> bool {
+    /// Take a credit, waiting while there is none: whether it had to wait, or `None` when
+    /// `stop` says to give up.
+    fn acquire(&self, stop: impl Fn() -> bool) -> Option<bool> {
         let mut credits = self.credits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waited = false;
         loop {
             if *credits > 0 {
                 *credits -= 1;
-                return true;
+                return Some(waited);
             }
             if stop() {
-                return false;
+                return None;
             }
+            waited = true;
             credits = match self
                 .available
                 .wait_timeout(credits, Duration::from_millis(100))
@@ -393,20 +475,30 @@ struct LinkSender {
     task: u32,
     channel: u32,
     cancel: Arc<AtomicBool>,
+    stats: Arc<FlowStats>,
 }
 
 impl RemoteSend for LinkSender {
-    fn send(&mut self, message: Message) -> Result<()> {
+    fn send(&mut self, message: Message) -> Result<Duration> {
         let link = &self.link;
         let cancel = &self.cancel;
+        let started = Instant::now();
         let acquired = self.gate.acquire(|| {
             cancel.load(Ordering::Relaxed) || link.broken.lock().is_ok_and(|b| b.is_some())
         });
-        if !acquired {
+        let Some(waited) = acquired else {
             return Err(link.error().unwrap_or_else(|| {
                 Error::execution("network", "the job was cancelled while sending")
             }));
-        }
+        };
+        let waited = match waited {
+            true => {
+                self.stats.credit_waits.fetch_add(1, Ordering::Relaxed);
+                started.elapsed()
+            }
+            false => Duration::ZERO,
+        };
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
         let frame = DataFrame {
             sender: String::new(),
             attempt: self.attempt,
@@ -417,6 +509,7 @@ impl RemoteSend for LinkSender {
         self.link.frames.blocking_send(frame).map_err(|_| {
             link.error()
                 .unwrap_or_else(|| Error::execution("network", "the connection task stopped"))
-        })
+        })?;
+        Ok(waited)
     }
 }

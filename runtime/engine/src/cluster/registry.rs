@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use weir_rpc::cluster::coordinator_server::Coordinator;
 use weir_rpc::cluster::{
-    CoordinatorMessage, RegisterRequest, RegisterResponse, WorkerMessage, worker_message,
+    CoordinatorMessage, DataPlaneMetrics, Heartbeat, OperatorMetrics, RegisterRequest,
+    RegisterResponse, WorkerMessage, worker_message,
 };
 
 use crate::checkpoint::Event;
@@ -32,6 +33,15 @@ pub struct WorkerMetrics {
     pub late_rows: u64,
     /// Per sink subtask (job-wide index) on this worker: its watermark.
     pub sink_watermarks: Vec<(usize, i64)>,
+}
+
+/// A worker's latest heartbeat for one attempt: its totals, its operators' figures over the
+/// subtasks it runs, and its data plane's flow control.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub totals: WorkerMetrics,
+    pub operators: Vec<OperatorMetrics>,
+    pub data_plane: Option<DataPlaneMetrics>,
 }
 
 /// How an attempt ended on one worker.
@@ -47,7 +57,9 @@ struct Worker {
     data_address: String,
     session: Option<mpsc::UnboundedSender<CoordinatorMessage>>,
     last_seen: Instant,
-    metrics: Option<(u64, WorkerMetrics)>,
+    metrics: Option<(u64, Report)>,
+    /// The data-plane figures last logged: attempt, peak queued frames, credit waits seen.
+    logged: (u64, u32, bool),
     ended: HashMap<u64, Ended>,
 }
 
@@ -135,8 +147,8 @@ impl Registry {
             .and_then(|w| w.ended.get(&attempt).cloned())
     }
 
-    /// The latest metrics of `attempt` from each of `workers`.
-    pub fn metrics(&self, workers: &[String], attempt: u64) -> Vec<WorkerMetrics> {
+    /// The latest reports of `attempt` from each of `workers`.
+    pub fn metrics(&self, workers: &[String], attempt: u64) -> Vec<Report> {
         let state = self.lock();
         workers
             .iter()
@@ -185,13 +197,7 @@ impl Registry {
         };
         entry.last_seen = Instant::now();
         match message.kind {
-            Some(worker_message::Kind::Heartbeat(h)) => {
-                if h.attempt != 0
-                    && let Ok(m) = serde_json::from_slice::<WorkerMetrics>(&h.metrics_json)
-                {
-                    entry.metrics = Some((h.attempt, m));
-                }
-            }
+            Some(worker_message::Kind::Heartbeat(h)) => entry.heartbeat(worker, h),
             Some(worker_message::Kind::TaskEvent(e)) => match events {
                 Some((attempt, events)) if attempt == e.attempt => {
                     match serde_json::from_slice::<Event>(&e.event_json) {
@@ -214,6 +220,63 @@ impl Registry {
                 self.changed.notify_all();
             }
             Some(worker_message::Kind::Hello(_)) | None => {}
+        }
+    }
+}
+
+impl Worker {
+    fn heartbeat(&mut self, id: &str, h: Heartbeat) {
+        if h.attempt == 0 {
+            return;
+        }
+        let Ok(totals) = serde_json::from_slice::<WorkerMetrics>(&h.metrics_json) else {
+            return;
+        };
+        if let Some(d) = &h.data_plane {
+            self.log_data_plane(id, h.attempt, d);
+        }
+        let report = Report {
+            totals,
+            operators: h.operators,
+            data_plane: h.data_plane,
+        };
+        self.metrics = Some((h.attempt, report));
+    }
+
+    /// Log the worker's data plane when the most frames one channel held grows, or when its
+    /// senders first wait for credits: a few lines per attempt, enough to see that flow
+    /// control holds what a slow task buffers to the credits.
+    fn log_data_plane(&mut self, id: &str, attempt: u64, d: &DataPlaneMetrics) {
+        let (peak, waited) = (d.peak_queued_frames_per_channel, d.credit_waits > 0);
+        let (last_attempt, last_peak, last_waited) = self.logged;
+        let same = last_attempt == attempt;
+        if same && peak <= last_peak && waited <= last_waited {
+            return;
+        }
+        self.logged = match same {
+            true => (attempt, peak.max(last_peak), waited || last_waited),
+            false => (attempt, peak, waited),
+        };
+        if d.peak_queued_frames_per_channel > d.credits {
+            tracing::warn!(
+                worker = id,
+                attempt,
+                peak_queued_frames_per_channel = d.peak_queued_frames_per_channel,
+                credits = d.credits,
+                "data plane holds more frames on a channel than its credits allow"
+            );
+        } else {
+            tracing::info!(
+                worker = id,
+                attempt,
+                peak_queued_frames_per_channel = d.peak_queued_frames_per_channel,
+                credits = d.credits,
+                queued_frames = d.queued_frames,
+                frames_received = d.frames_received,
+                frames_sent = d.frames_sent,
+                credit_waits = d.credit_waits,
+                "data plane"
+            );
         }
     }
 }
@@ -256,6 +319,7 @@ impl Coordinator for CoordinatorService {
                 session: None,
                 last_seen: Instant::now(),
                 metrics: None,
+                logged: (0, 0, false),
                 ended: HashMap::new(),
             },
         );

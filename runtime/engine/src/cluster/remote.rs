@@ -7,7 +7,7 @@
 //! fails the attempt (the others are cancelled), so the run loop restarts the job from its
 //! latest checkpoint.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,11 +20,11 @@ use weir_rpc::cluster::{
 };
 
 use super::data_plane::CREDITS;
-use super::registry::Registry;
+use super::registry::{Registry, Report};
 use super::spec::{JobSpec, place, plan_digest, slots_needed, tasks};
 use crate::checkpoint::Trigger;
 use crate::checkpoint::upload::{Destination, UploadObserver};
-use crate::dataflow::metrics::JobMetrics;
+use crate::dataflow::metrics::{JobMetrics, NodeReport};
 use crate::error::{Error, Result};
 use crate::job::launch::{Launch, Launcher, RunningTasks};
 
@@ -176,6 +176,13 @@ impl Launcher for RemoteLauncher {
             workers,
             triggers,
             metrics: Arc::new(JobMetrics::new(sink_subtasks)),
+            parallelism: launch
+                .job
+                .graph
+                .nodes
+                .iter()
+                .map(|n| (n.uid.clone(), n.parallelism))
+                .collect(),
             seen: Mutex::new(Default::default()),
             cancel: Arc::new(AtomicBool::new(false)),
             cancel_sent: Mutex::new(None),
@@ -254,6 +261,8 @@ pub struct RemoteTasks {
     workers: Vec<String>,
     triggers: Vec<Option<Sender<Trigger>>>,
     metrics: Arc<JobMetrics>,
+    /// Per node uid, its parallelism.
+    parallelism: HashMap<String, usize>,
     /// Totals already added to `metrics` (worker heartbeats carry running totals).
     seen: Mutex<(u64, u64, u64)>,
     cancel: Arc<AtomicBool>,
@@ -318,21 +327,49 @@ impl RemoteTasks {
     /// Fold the workers' latest running totals into the job's metrics.
     fn refresh_metrics(&self) {
         let reports = self.registry.metrics(&self.workers, self.attempt);
-        let (rows_in, rows_out, late) = reports.iter().fold((0, 0, 0), |acc, m| {
-            (acc.0 + m.rows_in, acc.1 + m.rows_out, acc.2 + m.late_rows)
-        });
+        let (rows_in, rows_out, late) =
+            reports.iter().map(|r| &r.totals).fold((0, 0, 0), |acc, m| {
+                (acc.0 + m.rows_in, acc.1 + m.rows_out, acc.2 + m.late_rows)
+            });
         if let Ok(mut seen) = self.seen.lock() {
             self.metrics.add_rows_in(rows_in.saturating_sub(seen.0));
             self.metrics.add_rows_out(rows_out.saturating_sub(seen.1));
             self.metrics.add_late_rows(late.saturating_sub(seen.2));
             *seen = (seen.0.max(rows_in), seen.1.max(rows_out), seen.2.max(late));
         }
-        for m in &reports {
-            for (index, watermark) in &m.sink_watermarks {
+        for r in &reports {
+            for (index, watermark) in &r.totals.sink_watermarks {
                 self.metrics.set_sink_watermark(*index, *watermark);
             }
         }
+        for node in operator_totals(&reports) {
+            let parallelism = self.parallelism.get(&node.uid).copied().unwrap_or(1);
+            self.metrics.merge_node(&node, parallelism);
+        }
     }
+}
+
+/// Per operator, its figures summed over the workers' reports, with every subtask's
+/// watermark: what [`JobMetrics::merge_node`] takes. The control API then reports, as for a
+/// local run, the sum of records, back-pressure averaged over subtasks and the minimum
+/// watermark.
+fn operator_totals(reports: &[Report]) -> Vec<NodeReport> {
+    let mut nodes: BTreeMap<&str, NodeReport> = BTreeMap::new();
+    for op in reports.iter().flat_map(|r| &r.operators) {
+        let node = nodes.entry(&op.uid).or_insert_with(|| NodeReport {
+            uid: op.uid.clone(),
+            ..Default::default()
+        });
+        node.records_in += op.records_in;
+        node.records_out += op.records_out;
+        node.back_pressured_nanos += op.back_pressured_nanos;
+        node.watermarks.extend(
+            op.watermarks
+                .iter()
+                .map(|w| (w.subtask as usize, w.watermark)),
+        );
+    }
+    nodes.into_values().collect()
 }
 
 impl RunningTasks for RemoteTasks {
@@ -367,5 +404,52 @@ impl RunningTasks for RemoteTasks {
             }
             self.registry.wait_change(Duration::from_millis(200));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_rpc::cluster::{OperatorMetrics, SubtaskWatermark};
+
+    use super::*;
+
+    fn report(records: u64, nanos: u64, watermarks: &[(u32, i64)]) -> Report {
+        Report {
+            operators: vec![OperatorMetrics {
+                uid: "calc".into(),
+                records_in: records,
+                records_out: records / 2,
+                back_pressured_nanos: nanos,
+                watermarks: watermarks
+                    .iter()
+                    .map(|(subtask, watermark)| SubtaskWatermark {
+                        subtask: *subtask,
+                        watermark: *watermark,
+                    })
+                    .collect(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn operator_figures_are_summed_over_workers_with_the_minimum_watermark() {
+        let reports = [
+            report(10, 7, &[(0, 500)]),
+            report(4, 3, &[(1, 200), (2, 900)]),
+        ];
+        let totals = operator_totals(&reports);
+        assert_eq!(totals.len(), 1);
+        let calc = &totals[0];
+        assert_eq!((calc.records_in, calc.records_out), (14, 7));
+        assert_eq!(calc.back_pressured_nanos, 10);
+        let metrics = JobMetrics::new(0);
+        metrics.merge_node(calc, 3);
+        let figures = metrics.node("calc").expect("merged");
+        assert_eq!(figures.output_watermark, Some(200));
+        // A subtask without a watermark yet leaves the operator without one.
+        let metrics = JobMetrics::new(0);
+        metrics.merge_node(&operator_totals(&reports[..1])[0], 3);
+        assert_eq!(metrics.node("calc").expect("merged").output_watermark, None);
     }
 }

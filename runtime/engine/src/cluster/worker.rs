@@ -24,12 +24,12 @@ use weir_rpc::RequireToken;
 use weir_rpc::cluster::coordinator_client::CoordinatorClient;
 use weir_rpc::cluster::data_plane_server::DataPlaneServer;
 use weir_rpc::cluster::{
-    AttemptEnded, CoordinatorMessage, Deploy, Heartbeat, Hello, RegisterRequest, TaskEvent,
-    WorkerMessage, coordinator_message, worker_message,
+    AttemptEnded, CoordinatorMessage, Deploy, Heartbeat, Hello, OperatorMetrics, RegisterRequest,
+    SubtaskWatermark, TaskEvent, WorkerMessage, coordinator_message, worker_message,
 };
 
-use super::connect::{Auth, channel_to, server};
-use super::data_plane::{AttemptNetwork, DataPlaneService, Inboxes, MAX_FRAME_BYTES};
+use super::connect::Auth;
+use super::data_plane::{AttemptNetwork, DataPlaneService, FlowStats, Inboxes, MAX_FRAME_BYTES};
 use super::registry::WorkerMetrics;
 use super::spec::{JobSpec, plan_digest};
 use crate::checkpoint::restore::Restore;
@@ -65,6 +65,9 @@ struct Current {
     metrics: Arc<JobMetrics>,
     /// Job-wide index of each sink subtask that runs here.
     sinks: Vec<usize>,
+    /// The data plane's counters in this attempt, and its credits per channel.
+    flow: Arc<FlowStats>,
+    credits: u32,
 }
 
 struct Worker {
@@ -104,8 +107,9 @@ pub fn run(options: WorkerOptions, stop: Arc<AtomicBool>) -> Result<()> {
         .max_encoding_message_size(MAX_FRAME_BYTES),
         RequireToken::new(options.auth.token.clone()),
     );
+    let mut server = options.auth.server()?;
     runtime.spawn(
-        server()
+        server
             .add_service(service)
             .serve_with_incoming(TcpIncoming::from(listener)),
     );
@@ -135,9 +139,12 @@ impl Worker {
     async fn session(self: Arc<Self>, data_address: &str, stop: Arc<AtomicBool>) -> Result<()> {
         let coordinator = &self.options.coordinator;
         let interceptor = self.options.auth.interceptor()?;
-        let mut client = CoordinatorClient::with_interceptor(channel_to(coordinator)?, interceptor)
-            .max_decoding_message_size(MAX_FRAME_BYTES)
-            .max_encoding_message_size(MAX_FRAME_BYTES);
+        let mut client = CoordinatorClient::with_interceptor(
+            self.options.auth.channel_to(coordinator)?,
+            interceptor,
+        )
+        .max_decoding_message_size(MAX_FRAME_BYTES)
+        .max_encoding_message_size(MAX_FRAME_BYTES);
         let registered = client
             .register(RegisterRequest {
                 slots: self.options.slots,
@@ -212,25 +219,49 @@ impl Worker {
 
     fn heartbeat(&self) -> WorkerMessage {
         let current = self.current.lock().ok();
-        let (attempt, metrics) = match current.as_ref().and_then(|c| c.as_ref()) {
-            Some(c) => (
-                c.attempt,
-                WorkerMetrics {
-                    rows_in: c.metrics.rows_in(),
-                    rows_out: c.metrics.rows_out(),
-                    late_rows: c.metrics.late_rows(),
-                    sink_watermarks: c
-                        .sinks
-                        .iter()
-                        .filter_map(|i| c.metrics.sink_watermark(*i).map(|w| (*i, w)))
-                        .collect(),
-                },
-            ),
-            None => (0, WorkerMetrics::default()),
+        let Some(c) = current.as_ref().and_then(|c| c.as_ref()) else {
+            return message(worker_message::Kind::Heartbeat(Heartbeat {
+                attempt: 0,
+                metrics_json: serde_json::to_vec(&WorkerMetrics::default())
+                    .unwrap_or_default()
+                    .into(),
+                ..Default::default()
+            }));
         };
+        let totals = WorkerMetrics {
+            rows_in: c.metrics.rows_in(),
+            rows_out: c.metrics.rows_out(),
+            late_rows: c.metrics.late_rows(),
+            sink_watermarks: c
+                .sinks
+                .iter()
+                .filter_map(|i| c.metrics.sink_watermark(*i).map(|w| (*i, w)))
+                .collect(),
+        };
+        let operators = c
+            .metrics
+            .node_reports()
+            .into_iter()
+            .map(|n| OperatorMetrics {
+                uid: n.uid,
+                records_in: n.records_in,
+                records_out: n.records_out,
+                back_pressured_nanos: n.back_pressured_nanos,
+                watermarks: n
+                    .watermarks
+                    .into_iter()
+                    .map(|(subtask, watermark)| SubtaskWatermark {
+                        subtask: subtask as u32,
+                        watermark,
+                    })
+                    .collect(),
+            })
+            .collect();
         message(worker_message::Kind::Heartbeat(Heartbeat {
-            attempt,
-            metrics_json: serde_json::to_vec(&metrics).unwrap_or_default().into(),
+            attempt: c.attempt,
+            metrics_json: serde_json::to_vec(&totals).unwrap_or_default().into(),
+            operators,
+            data_plane: Some(c.flow.snapshot(c.credits)),
         }))
     }
 
@@ -427,16 +458,17 @@ impl Worker {
             }
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        let receivers = self.inboxes.open(attempt, &local_tasks);
+        let (receivers, flow) = self.inboxes.open(attempt, &local_tasks);
+        let credits = deploy.credits.max(1);
         let network = AttemptNetwork::new(
             attempt,
             deploy.task_workers.clone(),
             deploy.data_addresses.clone(),
-            deploy.credits.max(1),
+            credits,
             self.runtime.clone(),
             self.options.auth.clone(),
             cancel.clone(),
-            receivers,
+            (receivers, flow.clone()),
         );
         let running = LocalLauncher.launch(Launch {
             job,
@@ -461,6 +493,8 @@ impl Worker {
                 cancel: cancel.clone(),
                 metrics: running.metrics(),
                 sinks: sink_indices(job, &deploy.tasks),
+                flow,
+                credits,
             });
         }
         tracing::info!(attempt, tasks = deploy.tasks.len(), "tasks running");

@@ -81,7 +81,15 @@ impl OutputEdge {
                 }
                 Err(TrySendError::Disconnected(_)) => Err(stopped()),
             },
-            TargetSender::Remote(remote) => remote.send(message),
+            TargetSender::Remote(remote) => {
+                let waited = remote.send(message)?;
+                if let Some(counter) = &self.blocked
+                    && !waited.is_zero()
+                {
+                    counter.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+                }
+                Ok(())
+            }
         }
     }
 

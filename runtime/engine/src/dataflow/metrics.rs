@@ -55,6 +55,17 @@ pub struct NodeFigures {
     pub output_watermark: Option<Timestamp>,
 }
 
+/// One node's figures as this process counts them (over the subtasks it runs), with the
+/// last watermark of each subtask that has one: what a worker reports to its coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeReport {
+    pub uid: String,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub back_pressured_nanos: u64,
+    pub watermarks: Vec<(usize, Timestamp)>,
+}
+
 /// A node of a task's chain and the subtask the task runs.
 type Slot = (Arc<NodeMetrics>, usize);
 
@@ -227,6 +238,58 @@ impl JobMetrics {
     }
 }
 
+impl JobMetrics {
+    /// Every node a task of this process registered, with what it counted here.
+    pub fn node_reports(&self) -> Vec<NodeReport> {
+        let nodes = self.shared.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes
+            .iter()
+            .map(|(uid, node)| NodeReport {
+                uid: uid.clone(),
+                records_in: node.records_in.load(Ordering::Relaxed),
+                records_out: node.records_out.load(Ordering::Relaxed),
+                back_pressured_nanos: node.back_pressured.load(Ordering::Relaxed),
+                watermarks: node
+                    .watermarks
+                    .iter()
+                    .enumerate()
+                    .map(|(subtask, w)| (subtask, w.load(Ordering::Relaxed)))
+                    .filter(|(_, w)| *w != Timestamp::MIN)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Take in a node's figures counted in other processes (a coordinator, from its
+    /// workers' reports): `report` holds totals over all of them, and each subtask's
+    /// watermark. Totals and watermarks only grow, so a late or missing report never turns
+    /// a figure back.
+    pub fn merge_node(&self, report: &NodeReport, parallelism: usize) {
+        let mut nodes = self.shared.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        let node = nodes.entry(report.uid.clone()).or_insert_with(|| {
+            Arc::new(NodeMetrics {
+                records_in: AtomicU64::new(0),
+                records_out: AtomicU64::new(0),
+                back_pressured: Arc::new(AtomicU64::new(0)),
+                watermarks: (0..parallelism)
+                    .map(|_| AtomicI64::new(Timestamp::MIN))
+                    .collect(),
+            })
+        });
+        node.records_in
+            .fetch_max(report.records_in, Ordering::Relaxed);
+        node.records_out
+            .fetch_max(report.records_out, Ordering::Relaxed);
+        node.back_pressured
+            .fetch_max(report.back_pressured_nanos, Ordering::Relaxed);
+        for (subtask, watermark) in &report.watermarks {
+            if let Some(w) = node.watermarks.get(*subtask) {
+                w.fetch_max(*watermark, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 fn set_watermark((node, subtask): &Slot, watermark: Timestamp) {
     if let Some(w) = node.watermarks.get(*subtask) {
         w.fetch_max(watermark, Ordering::Relaxed);
@@ -291,6 +354,31 @@ mod tests {
         first.chain_watermark(1, 200);
         assert_eq!(job.node("calc").unwrap().output_watermark, Some(200));
         assert_eq!(job.node("missing"), None);
+    }
+
+    #[test]
+    fn reports_from_two_processes_merge_into_one_node() {
+        let worker = |subtask: usize, rows: u64, watermark: i64| {
+            let job = JobMetrics::new(0);
+            let view = job.for_chain(Some(&node("src", 2, subtask)), &[], None);
+            view.add_rows_in(rows);
+            view.chain_watermark(0, watermark);
+            job.node_reports()
+        };
+        let (first, second) = (worker(0, 10, 500), worker(1, 5, 300));
+        assert_eq!(first[0].watermarks, vec![(0, 500)]);
+        let coordinator = JobMetrics::new(0);
+        let mut total = first[0].clone();
+        total.records_out += second[0].records_out;
+        total
+            .watermarks
+            .extend(second[0].watermarks.iter().copied());
+        coordinator.merge_node(&total, 2);
+        let src = coordinator.node("src").unwrap();
+        assert_eq!((src.records_out, src.output_watermark), (15, Some(300)));
+        // A report from before (smaller totals) does not turn the figures back.
+        coordinator.merge_node(&first[0], 2);
+        assert_eq!(coordinator.node("src").unwrap().records_out, 15);
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::error::Result;
 /// The sending end of one channel to a task in another process.
 pub trait RemoteSend: Send {
     /// Send `message`, waiting for a credit when the receiver has none to give: that wait is
-    /// the back-pressure of a slow remote task.
-    fn send(&mut self, message: Message) -> Result<()>;
+    /// the back-pressure of a slow remote task. The answer is how long it waited (counted
+    /// as the sending node's back-pressured time, as a wait on a full local channel is).
+    fn send(&mut self, message: Message) -> Result<Duration>;
 }
 
 /// A message from another process, not yet decoded. Decoding happens on the receiving

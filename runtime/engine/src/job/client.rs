@@ -1,7 +1,8 @@
-//! `weir job status|checkpoints|savepoint|cancel --api URL`: the command-line client of a
-//! running job's control API (served by `weir run --api` and `weir coordinator --api`),
+//! `weir job status|checkpoints|savepoint|cancel|check-compatibility|dispose-savepoint --api
+//! URL`: the command-line client of a running job's control API (served by `weir run --api` and `weir coordinator --api`),
 //! over gRPC with `weir_rpc::BlockingClient`. `--json` prints what `GET /v1/job…` answers.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,11 +63,36 @@ pub enum JobCommand {
         /// Where the savepoint goes (default: the job's --savepoint-dir).
         #[arg(long, value_name = "DIR")]
         dir: Option<String>,
+        /// An id for this request: repeating it (after a lost answer) waits for the first
+        /// trigger's savepoint instead of taking another.
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
     },
     /// Cancel the job (no savepoint).
     Cancel {
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// Check whether a new SQL script (with --set settings) could restore the running job's
+    /// state; exits with 1 and names the operators when it could not.
+    CheckCompatibility {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The new job's SQL script.
+        file: PathBuf,
+        /// A setting of the new job as `key=value` (as `weir run --set`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Print the JSON of `POST /v1/job/compatibility`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a savepoint (its folder); refuses anything that is not a savepoint.
+    DisposeSavepoint {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The savepoint folder, as `weir job savepoint` printed it.
+        path: String,
     },
 }
 
@@ -113,11 +139,17 @@ impl JobCommand {
                 }
                 Ok(())
             }
-            JobCommand::Savepoint { api, stop, dir } => {
+            JobCommand::Savepoint {
+                api,
+                stop,
+                dir,
+                request_id,
+            } => {
                 let mut client = api.connect()?;
                 let request = SavepointRequest {
                     dir: dir.clone(),
                     stop: *stop,
+                    request_id: request_id.clone(),
                 };
                 let trigger_id = client.trigger_savepoint(request)?;
                 eprintln!("savepoint triggered (trigger id {trigger_id}); waiting for it");
@@ -150,8 +182,60 @@ impl JobCommand {
                 println!("cancelling job {} (state {})", job.job_id, job.state);
                 Ok(())
             }
+            JobCommand::CheckCompatibility {
+                api,
+                file,
+                settings,
+                json,
+            } => {
+                let sql = std::fs::read_to_string(file).map_err(|e| {
+                    weir_rpc::Error::InvalidRequest(format!("cannot read {}: {e}", file.display()))
+                })?;
+                let settings = parse_settings(settings)?;
+                let mut client = api.connect()?;
+                let answer = client.check_compatibility(&sql, &settings)?;
+                if *json {
+                    print_json(client.url(), &answer)?;
+                } else if answer.compatible {
+                    println!("compatible: the new job restores the running job's state");
+                } else {
+                    println!("not compatible:");
+                    for problem in &answer.problems {
+                        println!("  - {problem}");
+                    }
+                }
+                if answer.compatible {
+                    Ok(())
+                } else {
+                    Err(weir_rpc::Error::Rejected(format!(
+                        "{} cannot restore the state of the job at {}",
+                        file.display(),
+                        client.url()
+                    )))
+                }
+            }
+            JobCommand::DisposeSavepoint { api, path } => {
+                let mut client = api.connect()?;
+                client.dispose_savepoint(path)?;
+                println!("Savepoint disposed: {path}");
+                Ok(())
+            }
         }
     }
+}
+
+/// `--set key=value` flags as a map.
+fn parse_settings(settings: &[String]) -> weir_rpc::Result<BTreeMap<String, String>> {
+    settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| {
+                    weir_rpc::Error::InvalidRequest(format!("--set expects KEY=VALUE, got '{s}'"))
+                })
+        })
+        .collect()
 }
 
 fn print_json<T: Serialize>(url: &str, value: &T) -> weir_rpc::Result<()> {

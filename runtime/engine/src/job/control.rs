@@ -4,22 +4,28 @@
 //!
 //! Savepoints go through the current attempt's checkpoint coordinator
 //! (`Command::Savepoint`); its reply arrives later on a channel kept under the trigger id,
-//! read when a client asks (`GetSavepoint`). An attempt that restarts gets a new command
-//! channel and new metrics; the [`LiveJob`] always uses the current ones.
+//! read when a client asks (`GetSavepoint`). A trigger carrying a request id seen before
+//! answers the first trigger's id and starts nothing. An attempt that restarts gets a new
+//! command channel and new metrics; the [`LiveJob`] always uses the current ones. The
+//! upgrade helpers (compatibility check, savepoint disposal) are in `upgrade.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use weir_rpc::{
-    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Job, JobState, Operator, Savepoint,
-    SavepointRequest, SavepointStatus,
+    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Compatibility, Job, JobState,
+    Operator, Savepoint, SavepointRequest, SavepointStatus,
 };
 
+use self::upgrade::{RunningJob, RunningNode};
+
 use super::{JobSummary, PlannedJob};
-use crate::checkpoint::coordinator::{CheckpointStats, Command};
+use crate::checkpoint::coordinator::{
+    CheckpointRecord, CheckpointStats, CheckpointStatus as RecordStatus, Command,
+};
 use crate::dataflow::graph::NodeKind;
 use crate::dataflow::metrics::JobMetrics;
 use crate::error::{Error, Result};
@@ -64,6 +70,8 @@ struct State {
     stats: Option<Arc<Mutex<CheckpointStats>>>,
     samples: Samples,
     triggers: HashMap<String, Triggered>,
+    /// Trigger ids by the request id their trigger carried.
+    requests: HashMap<String, String>,
 }
 
 /// One job as the control API sees it.
@@ -72,6 +80,10 @@ pub struct LiveJob {
     parallelism: usize,
     max_parallelism: usize,
     nodes: Vec<NodeInfo>,
+    /// The plan as the compatibility check compares it.
+    running: Vec<RunningNode>,
+    /// `--restore`: the state the job started from.
+    restored_from: Option<String>,
     started: Instant,
     start_time_ms: i64,
     state: Mutex<State>,
@@ -105,11 +117,22 @@ impl LiveJob {
                 });
             }
         }
+        let running = graph
+            .nodes
+            .iter()
+            .map(|n| RunningNode {
+                uid: n.uid.clone(),
+                name: n.name.clone(),
+                may_hold_state: !matches!(n.kind, NodeKind::Sink { .. }),
+            })
+            .collect();
         Arc::new(LiveJob {
             job_id: job.settings.checkpoint.job_id.clone(),
             parallelism: job.settings.parallelism,
             max_parallelism: graph.max_parallelism,
             nodes,
+            running,
+            restored_from: job.settings.restore.clone().filter(|r| r != "latest"),
             started: Instant::now(),
             start_time_ms: epoch_ms(SystemTime::now()),
             state: Mutex::new(State {
@@ -123,6 +146,7 @@ impl LiveJob {
                 stats: None,
                 samples: HashMap::new(),
                 triggers: HashMap::new(),
+                requests: HashMap::new(),
             }),
         })
     }
@@ -249,6 +273,29 @@ fn back_pressure_rate(samples: &mut Samples, uid: &str, now: Instant, nanos: u64
     }
 }
 
+fn checkpoint(record: &CheckpointRecord) -> Checkpoint {
+    let (status, failure) = match &record.status {
+        RecordStatus::Completed => (CheckpointStatus::Completed, None),
+        RecordStatus::Failed { reason } => (CheckpointStatus::Failed, Some(reason.clone())),
+    };
+    let completed = failure.is_none();
+    Checkpoint {
+        id: record.id,
+        kind: if record.savepoint {
+            CheckpointKind::Savepoint
+        } else {
+            CheckpointKind::Checkpoint
+        },
+        status,
+        trigger_time_ms: Some(record.triggered_ms),
+        duration_ms: Some(record.duration.as_millis() as u64),
+        size_bytes: completed.then_some(record.size_bytes),
+        alignment_ms: Some(record.alignment.as_millis() as u64),
+        path: completed.then(|| record.path.clone()),
+        failure,
+    }
+}
+
 fn stopped_with_savepoint(triggers: &mut HashMap<String, Triggered>) -> bool {
     triggers.values_mut().any(|t| {
         t.poll();
@@ -306,31 +353,44 @@ impl weir_rpc::JobControl for LiveJob {
             return Ok(Checkpoints::default());
         };
         let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
-        let latest = stats.last_id.map(|id| Checkpoint {
-            id,
-            kind: match &stats.last_location {
-                Some(path) if path.contains("/savepoint-") => CheckpointKind::Savepoint,
-                _ => CheckpointKind::Checkpoint,
-            },
-            status: CheckpointStatus::Completed,
-            trigger_time_ms: None,
-            duration_ms: stats.last_duration.map(|d| d.as_millis() as u64),
-            size_bytes: stats.last_duration.map(|_| stats.last_size),
-            alignment_ms: None,
-            path: stats.last_location.clone(),
-            failure: None,
-        });
+        let history: Vec<Checkpoint> = stats.history.iter().rev().map(checkpoint).collect();
+        let completed = history
+            .iter()
+            .find(|c| c.status == CheckpointStatus::Completed)
+            .cloned();
+        // The final checkpoint at the end of input is counted but has no record.
+        let latest = match (completed, stats.last_id) {
+            (Some(c), Some(id)) if c.id >= id => Some(c),
+            (_, Some(id)) => Some(Checkpoint {
+                id,
+                kind: CheckpointKind::Checkpoint,
+                status: CheckpointStatus::Completed,
+                trigger_time_ms: None,
+                duration_ms: stats.last_duration.map(|d| d.as_millis() as u64),
+                size_bytes: stats.last_duration.map(|_| stats.last_size),
+                alignment_ms: None,
+                path: stats.last_location.clone(),
+                failure: None,
+            }),
+            (completed, None) => completed,
+        };
         Ok(Checkpoints {
             number_of_completed_checkpoints: stats.completed,
             number_of_failed_checkpoints: stats.failed,
             number_of_in_progress_checkpoints: 0,
-            history: latest.iter().cloned().collect(),
             latest_completed: latest,
+            history,
         })
     }
 
     fn trigger_savepoint(&self, request: SavepointRequest) -> weir_rpc::Result<String> {
         let mut s = self.lock();
+        // A repeat (the caller lost the answer, or restarted) starts nothing, even once the
+        // first trigger stopped the job.
+        if let Some(id) = request.request_id.as_ref().and_then(|r| s.requests.get(r)) {
+            tracing::info!(trigger_id = %id, request_id = ?request.request_id, "savepoint trigger repeated");
+            return Ok(id.clone());
+        }
         if s.state.is_terminal() {
             return Err(weir_rpc::Error::Rejected(format!("the job is {}", s.state)));
         }
@@ -360,8 +420,12 @@ impl weir_rpc::JobControl for LiveJob {
         tracing::info!(
             trigger_id,
             stop = request.stop,
+            request_id = ?request.request_id,
             "savepoint triggered through the control API"
         );
+        if let Some(request_id) = request.request_id {
+            s.requests.insert(request_id, trigger_id.clone());
+        }
         s.triggers.insert(
             trigger_id.clone(),
             Triggered {
@@ -412,96 +476,43 @@ impl weir_rpc::JobControl for LiveJob {
         tracing::info!("job cancelled through the control API");
         weir_rpc::JobControl::job(self)
     }
+
+    fn check_compatibility(
+        &self,
+        sql: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> weir_rpc::Result<Compatibility> {
+        let stats = self.lock().stats.clone();
+        let latest =
+            stats.and_then(|stats| stats.lock().ok().and_then(|s| latest_completed_path(&s)));
+        let running = RunningJob {
+            job_id: &self.job_id,
+            max_parallelism: self.max_parallelism,
+            nodes: &self.running,
+            snapshot: latest.or_else(|| self.restored_from.clone()),
+        };
+        upgrade::check_compatibility(&running, sql, settings)
+    }
+
+    fn dispose_savepoint(&self, path: &str) -> weir_rpc::Result<()> {
+        upgrade::dispose_savepoint(path)
+    }
+}
+
+/// Where the latest completed checkpoint or savepoint is.
+fn latest_completed_path(stats: &CheckpointStats) -> Option<String> {
+    let recorded = stats
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.status == RecordStatus::Completed);
+    match (recorded, stats.last_id) {
+        (Some(r), Some(id)) if r.id >= id => Some(r.path.clone()),
+        (_, Some(_)) => stats.last_location.clone(),
+        (r, None) => r.map(|r| r.path.clone()),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use weir_rpc::JobControl;
-
-    use super::*;
-
-    fn live() -> (
-        Arc<LiveJob>,
-        crossbeam_channel::Receiver<Command>,
-        Arc<AtomicBool>,
-    ) {
-        let sql = "CREATE TABLE src (x BIGINT) WITH ('connector' = 'datagen');
-            CREATE TABLE out (x BIGINT) WITH ('connector' = 'blackhole');
-            INSERT INTO out SELECT x + 1 FROM src;";
-        let job = crate::job::plan_sql(sql, &[]).unwrap();
-        let live = LiveJob::new(&job);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Mutex::new(CheckpointStats::default()));
-        let metrics = Arc::new(JobMetrics::new(1));
-        live.attempt_started(1, metrics, cancel.clone(), Some(tx), &stats);
-        (live, rx, cancel)
-    }
-
-    #[test]
-    fn a_savepoint_reply_arriving_later_completes_its_trigger_and_the_job_finishes() {
-        let (live, commands, _) = live();
-        assert_eq!(live.job().unwrap().state, JobState::Running);
-        assert!(live.job().unwrap().operators.len() >= 2);
-        let request = SavepointRequest {
-            dir: Some("file:///sp".into()),
-            stop: true,
-        };
-        let id = live.trigger_savepoint(request).unwrap();
-        assert_eq!(
-            live.savepoint(&id).unwrap().status,
-            SavepointStatus::InProgress
-        );
-        let Ok(Command::Savepoint { dir, stop, reply }) = commands.try_recv() else {
-            panic!("no savepoint command");
-        };
-        assert_eq!((dir.as_deref(), stop), (Some("file:///sp"), true));
-        reply.send(Ok("file:///sp/savepoint-1".into())).unwrap();
-        let done = live.savepoint(&id).unwrap();
-        assert_eq!(done.status, SavepointStatus::Completed);
-        assert_eq!(done.path.as_deref(), Some("file:///sp/savepoint-1"));
-        live.wait_for_savepoint_readers(Duration::from_secs(5));
-        let summary = JobSummary {
-            rows_in: 0,
-            rows_out: 0,
-            late_rows_dropped: 0,
-            elapsed: Duration::ZERO,
-            cancelled: true,
-            savepoint: None,
-            last_checkpoint: None,
-            checkpoints_completed: 0,
-            checkpoints_failed: 0,
-            restarts: 0,
-        };
-        live.finished(&Ok(summary));
-        assert_eq!(live.job().unwrap().state, JobState::Finished);
-        assert!(matches!(
-            live.savepoint("other"),
-            Err(weir_rpc::Error::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn cancel_stops_the_attempt_and_later_ones_and_a_lost_reply_fails_the_savepoint() {
-        let (live, commands, cancel) = live();
-        let id = live.trigger_savepoint(SavepointRequest::default()).unwrap();
-        drop(commands);
-        assert_eq!(live.cancel().unwrap().state, JobState::Cancelling);
-        assert!(cancel.load(Ordering::SeqCst) && live.cancel_requested());
-        let failed = live.savepoint(&id).unwrap();
-        assert_eq!(failed.status, SavepointStatus::Failed);
-        assert!(failed.failure.unwrap().contains("stopped"));
-        live.attempt_ended();
-        let next = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Mutex::new(CheckpointStats::default()));
-        live.attempt_started(2, Arc::new(JobMetrics::new(1)), next.clone(), None, &stats);
-        assert!(
-            next.load(Ordering::SeqCst),
-            "a new attempt after cancel is cancelled at once"
-        );
-        let refused = live
-            .trigger_savepoint(SavepointRequest::default())
-            .unwrap_err();
-        assert!(refused.to_string().contains("--savepoint-dir"), "{refused}");
-    }
-}
+mod tests;
+mod upgrade;

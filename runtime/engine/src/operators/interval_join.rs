@@ -31,9 +31,9 @@
 //! the input watermark; `MAX_WATERMARK` passes unchanged. With `lower > upper` nothing can match:
 //! every row is ignored and watermarks pass undelayed, as in Flink's negative-window plan.
 //!
-//! Inputs must be insert-only. State layout in the backend, one entry per cached row:
-//! `[side: u8][key length: u32 BE][key bytes][time: sortable i64][seq: u64 BE]` → row bytes;
-//! rows are written at watermarks (only those still cached) and deleted once they expire.
+//! Inputs must be insert-only. The caches and timers live in memory and are written through to
+//! the state backend; a checkpoint flushes them first, so the backend then holds all keyed state
+//! and a restore rebuilds the caches from it (layout and restore rules in [`state`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,11 +43,17 @@ use weir_state::{StateBackend, StateId};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{MAX_WATERMARK, Timestamp};
-use crate::dataflow::operator::{Operator, Output, TaskInfo};
+use crate::dataflow::operator::{
+    Operator, OperatorSnapshot, Output, SnapshotContext, TaskInfo, restored_watermark,
+};
 use crate::error::Result;
 use crate::operators::join::{
-    FixedMap, JoinCore, JoinSpec, LEFT, PendingWrites, RIGHT, RowArena, StateKey, time_millis,
+    FixedMap, JoinCore, JoinSpec, LEFT, PendingWrites, RIGHT, RowArena, time_millis,
 };
+
+mod state;
+
+use state::{Stored, row_state_key, timer_state_key, timer_value};
 
 /// Cached rows of one side of one key: (time, sequence number) → row bytes.
 type Cache = BTreeMap<(Timestamp, u64), Box<[u8]>>;
@@ -77,6 +83,7 @@ struct Unflushed {
 
 pub struct IntervalJoin {
     core: JoinCore,
+    task: TaskInfo,
     time_columns: [usize; 2],
     /// Flink's `[leftRelativeSize, rightRelativeSize]` = `[upper, -lower]`.
     relative: [i64; 2],
@@ -92,7 +99,11 @@ pub struct IntervalJoin {
     expiration: [Timestamp; 2],
     late_rows: u64,
     backend: Box<dyn StateBackend>,
+    state_id: StateId,
     pending: PendingWrites,
+    /// Orders rows of equal time within a key and side and makes their backend keys unique.
+    /// After a restore it starts above every restored row's, so new rows never collide with
+    /// restored ones (a key's rows all come from the one old subtask that owned its key group).
     next_seq: u64,
     /// Rows with a smaller sequence number were written at the last flush (if still cached).
     flushed_seq: u64,
@@ -132,6 +143,7 @@ impl IntervalJoin {
         };
         Ok(IntervalJoin {
             core,
+            task,
             time_columns: [left_time, right_time],
             relative,
             min_cleanup_interval,
@@ -143,6 +155,7 @@ impl IntervalJoin {
             expiration: [0, 0],
             late_rows: 0,
             backend: state,
+            state_id,
             pending: PendingWrites::new(state_id),
             next_seq: 0,
             flushed_seq: 0,
@@ -248,6 +261,11 @@ impl IntervalJoin {
                     let timer = row_time_cleanup(t, self.relative[side], self.min_cleanup_interval);
                     cache.cleanup[side] = Some(timer);
                     self.timers.insert((timer, key.into()));
+                    self.pending.put(
+                        cache.key_group,
+                        timer_state_key(side, key),
+                        timer_value(timer),
+                    );
                 }
             } else {
                 uncached.push(i);
@@ -298,6 +316,11 @@ impl IntervalJoin {
                         row_time_cleanup(*earliest, self.relative[side], self.min_cleanup_interval);
                     cache.cleanup[side] = Some(timer);
                     self.timers.insert((timer, key.clone()));
+                    self.pending.put(
+                        cache.key_group,
+                        timer_state_key(side, &key),
+                        timer_value(timer),
+                    );
                 }
                 Some(_) => {
                     // Flink clears the whole cache when the earliest row left is at or before
@@ -312,8 +335,14 @@ impl IntervalJoin {
                         rest,
                     );
                     cache.cleanup[side] = None;
+                    self.pending
+                        .delete(cache.key_group, timer_state_key(side, &key));
                 }
-                None => cache.cleanup[side] = None,
+                None => {
+                    cache.cleanup[side] = None;
+                    self.pending
+                        .delete(cache.key_group, timer_state_key(side, &key));
+                }
             }
         }
         if cache.is_idle() {
@@ -353,6 +382,45 @@ impl IntervalJoin {
         });
         Ok(())
     }
+
+    /// Rebuild the caches and timers from the backend (after a restore).
+    fn load(&mut self) -> Result<()> {
+        for (key_group, key, value) in self.backend.scan_state(self.state_id)? {
+            let stored = state::decode(&key, &value).ok_or_else(|| {
+                self.core
+                    .error("corrupt interval join state entry in a checkpoint")
+            })?;
+            let join_key = match &stored {
+                Stored::Row { key, .. } | Stored::Timer { key, .. } => *key,
+            };
+            let cache = match self.keys.get_mut(join_key) {
+                Some(cache) => cache,
+                None => self.keys.entry(join_key.into()).or_insert(KeyCache {
+                    key_group,
+                    rows: [Cache::new(), Cache::new()],
+                    cleanup: [None, None],
+                }),
+            };
+            match stored {
+                Stored::Row {
+                    side,
+                    time,
+                    seq,
+                    row,
+                    ..
+                } => {
+                    cache.rows[side].insert((time, seq), row.into());
+                    self.next_seq = self.next_seq.max(seq.saturating_add(1));
+                }
+                Stored::Timer { side, time, .. } => {
+                    cache.cleanup[side] = Some(time);
+                    self.timers.insert((time, join_key.into()));
+                }
+            }
+        }
+        self.flushed_seq = self.next_seq;
+        Ok(())
+    }
 }
 
 /// Flink's `registerCleanUpTimer` time for a row at `row_time` (allowed lateness 0).
@@ -390,21 +458,7 @@ fn forget(
     }
 }
 
-fn row_state_key(side: usize, key: &[u8], time: Timestamp, seq: u64) -> Vec<u8> {
-    StateKey::new(side, key.len() + 16)
-        .bytes(key)
-        .time(time)
-        .seq(seq)
-        .build()
-}
-
 impl Operator for IntervalJoin {
-    /// Its rows live in memory and are only written through; restoring them is not built
-    /// yet, so checkpointed jobs refuse this operator instead of losing its state.
-    fn supports_checkpoints(&self) -> bool {
-        false
-    }
-
     fn output_schema(&self) -> SchemaRef {
         self.core.output_schema()
     }
@@ -422,6 +476,22 @@ impl Operator for IntervalJoin {
         self.flush().map_err(|e| self.core.tag(e))
     }
 
+    fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {
+        self.flush().map_err(|e| self.core.tag(e))?;
+        let item = state::checkpoint_item(self.watermark, self.expiration, &self.task);
+        OperatorSnapshot::of_backend(self.backend.as_mut(), ctx, vec![item]).map(Some)
+    }
+
+    fn restore(&mut self, operator_state: Vec<serde_json::Value>) -> Result<()> {
+        if let Some(w) = restored_watermark(&operator_state) {
+            self.watermark = self.watermark.max(w);
+        }
+        if let Some(expiration) = state::restored_expiration(&operator_state, &self.task) {
+            self.expiration = expiration;
+        }
+        self.load().map_err(|e| self.core.tag(e))
+    }
+
     fn late_rows_dropped(&self) -> u64 {
         self.late_rows
     }
@@ -429,181 +499,4 @@ impl Operator for IntervalJoin {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::dataflow::message::RowKind;
-    use crate::operators::join::tests::{
-        batch, drain, joined_row, sorted, spec, task, values_differ,
-    };
-    use weir_state::MemoryBackend;
-
-    type Row = (Option<i64>, &'static str, i64);
-
-    const BASE: i64 = 1_700_000_000_000;
-
-    fn join(lower: i64, upper: i64, filter: bool) -> IntervalJoin {
-        IntervalJoin::new(
-            spec(filter.then(values_differ), false),
-            2,
-            2,
-            lower,
-            upper,
-            task(),
-            Box::new(MemoryBackend::new()),
-            StateId(3),
-        )
-        .unwrap()
-    }
-
-    fn lcg(state: &mut u64) -> u64 {
-        *state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *state >> 33
-    }
-
-    /// Rows in roughly increasing time (out of order by less than `disorder`).
-    fn rows(seed: &mut u64, count: usize, disorder: i64) -> Vec<Row> {
-        let values = ["a", "b"];
-        (0..count)
-            .map(|i| {
-                let jitter = (lcg(seed) % disorder as u64) as i64;
-                let k = lcg(seed) % 4;
-                let key = if k == 3 { None } else { Some(k as i64) };
-                (
-                    key,
-                    values[(lcg(seed) % 2) as usize],
-                    BASE + i as i64 * 40 + jitter,
-                )
-            })
-            .collect()
-    }
-
-    fn reference(left: &[Row], right: &[Row], lower: i64, upper: i64) -> Vec<String> {
-        let mut expected = Vec::new();
-        for l in left {
-            for r in right {
-                if l.0.is_some()
-                    && l.0 == r.0
-                    && l.1 != r.1
-                    && l.2 + lower <= r.2
-                    && r.2 <= l.2 + upper
-                {
-                    expected.push(joined_row(RowKind::Insert, *l, *r));
-                }
-            }
-        }
-        expected
-    }
-
-    #[test]
-    fn interval_join_emits_exactly_the_pairs_within_inclusive_bounds() {
-        for (lower, upper) in [(-100, 100), (0, 250), (-300, -40), (-20, 20)] {
-            let mut seed = 7;
-            let disorder = 30;
-            let left = rows(&mut seed, 80, disorder);
-            let right = rows(&mut seed, 70, disorder);
-            let mut op = join(lower, upper, true);
-            let mut out = Output::default();
-            let (mut li, mut ri) = (0, 0);
-            let (mut max_l, mut max_r) = (i64::MIN, i64::MIN);
-            while li < left.len() || ri < right.len() {
-                let size = 1 + (lcg(&mut seed) % 5) as usize;
-                if (lcg(&mut seed).is_multiple_of(2) && li < left.len()) || ri >= right.len() {
-                    let end = (li + size).min(left.len());
-                    op.process_batch(0, batch(&left[li..end], None), &mut out)
-                        .unwrap();
-                    max_l = left[li..end].iter().map(|r| r.2).fold(max_l, i64::max);
-                    li = end;
-                } else {
-                    let end = (ri + size).min(right.len());
-                    op.process_batch(1, batch(&right[ri..end], None), &mut out)
-                        .unwrap();
-                    max_r = right[ri..end].iter().map(|r| r.2).fold(max_r, i64::max);
-                    ri = end;
-                }
-                // A bounded-out-of-orderness watermark: no row is ever late.
-                let wm = max_l.min(max_r).saturating_sub(disorder + 1);
-                if wm > i64::MIN {
-                    op.process_watermark(wm, &mut out).unwrap();
-                }
-            }
-            op.process_watermark(MAX_WATERMARK, &mut out).unwrap();
-            let (got, _) = drain(&mut out);
-            let expected = reference(&left, &right, lower, upper);
-            assert!(
-                !expected.is_empty(),
-                "bounds ({lower}, {upper}) match something"
-            );
-            assert_eq!(sorted(got), sorted(expected), "bounds ({lower}, {upper})");
-            assert_eq!(op.late_rows_dropped(), 0);
-            assert_eq!(op.buffered_rows(), 0);
-        }
-    }
-
-    #[test]
-    fn interval_join_drops_and_counts_rows_that_can_no_longer_match() {
-        let mut op = join(-100, 100, false);
-        let mut out = Output::default();
-        let l: Row = (Some(1), "a", BASE + 1_000);
-        op.process_batch(0, batch(&[l], None), &mut out).unwrap();
-        op.process_watermark(BASE + 10_000, &mut out).unwrap();
-        // Far behind the watermark: its partner expired, and it is never cached.
-        op.process_batch(1, batch(&[(Some(1), "x", BASE + 1_000)], None), &mut out)
-            .unwrap();
-        // Behind the watermark but still able to meet a future left row: kept, not late.
-        let r: Row = (Some(1), "y", BASE + 9_950);
-        op.process_batch(1, batch(&[r], None), &mut out).unwrap();
-        let l2: Row = (Some(1), "b", BASE + 10_001);
-        op.process_batch(0, batch(&[l2], None), &mut out).unwrap();
-        let (rows, watermarks) = drain(&mut out);
-        assert_eq!(rows, vec![joined_row(RowKind::Insert, l2, r)]);
-        assert_eq!(op.late_rows_dropped(), 1);
-        // The watermark is held back by the larger relative bound.
-        assert_eq!(watermarks, vec![BASE + 10_000 - 100]);
-    }
-
-    #[test]
-    fn interval_join_frees_state_once_the_watermark_passes_and_deletes_it_from_the_backend() {
-        let mut op = join(0, 1_000, false);
-        let mut out = Output::default();
-        let left: Vec<Row> = (0..10).map(|i| (Some(i), "a", BASE + i * 10)).collect();
-        let right: Vec<Row> = (0..10)
-            .map(|i| (Some(i), "b", BASE + 500 + i * 10))
-            .collect();
-        op.process_batch(0, batch(&left, None), &mut out).unwrap();
-        op.process_watermark(BASE, &mut out).unwrap();
-        assert_eq!(op.backend.scan_state(StateId(3)).unwrap().len(), 10);
-        op.process_batch(1, batch(&right, None), &mut out).unwrap();
-        assert_eq!(drain(&mut out).0.len(), 10);
-        assert_eq!(op.buffered_rows(), 20);
-
-        // Left rows can match right rows up to l.t + 1000; right rows left rows from r.t - 1000.
-        // The cleanup timers fire at t + relative + (upper - lower) / 2 + 1.
-        op.process_watermark(BASE + 1_700, &mut out).unwrap();
-        assert_eq!(op.buffered_rows(), 0, "both sides expired");
-        assert!(op.keys.is_empty() && op.timers.is_empty());
-        assert!(op.backend.scan_state(StateId(3)).unwrap().is_empty());
-    }
-
-    #[test]
-    fn interval_join_refuses_updating_input() {
-        let mut op = join(-10, 10, false);
-        let mut out = Output::default();
-        let updating = batch(&[(Some(1), "a", BASE)], Some(&[RowKind::Insert]));
-        assert!(op.process_batch(0, updating, &mut out).is_err());
-    }
-
-    #[test]
-    fn interval_join_with_lower_above_upper_emits_nothing_and_does_not_delay_watermarks() {
-        let mut op = join(10, -10, false);
-        let mut out = Output::default();
-        op.process_batch(0, batch(&[(Some(1), "a", BASE)], None), &mut out)
-            .unwrap();
-        op.process_batch(1, batch(&[(Some(1), "b", BASE)], None), &mut out)
-            .unwrap();
-        op.process_watermark(BASE, &mut out).unwrap();
-        assert_eq!(drain(&mut out), (vec![], vec![BASE]));
-        assert_eq!(op.buffered_rows(), 0);
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Rng, read_lines, sorted, ts, weir_run, weir_run_ok};
+use crate::support::{Rng, assert_same_rows, read_lines, sorted, ts, weir_run, weir_run_ok};
 
 /// Rows the windowed job reads: `seq` 0.., 10 ms of event time apart.
 const ROWS: i64 = 40_000;
@@ -73,7 +73,7 @@ pub(crate) fn expected() -> Vec<String> {
     sorted(lines)
 }
 
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Child {
+pub(crate) fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weir"))
         .arg("run")
         .arg(dir.join("job.sql"))
@@ -87,7 +87,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Child {
         .expect("start weir")
 }
 
-fn finish(child: Child) -> (bool, String, String) {
+pub(crate) fn finish(child: Child) -> (bool, String, String) {
     let output = child.wait_with_output().expect("wait for weir");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "weir panicked:\n{stderr}");
@@ -141,7 +141,11 @@ fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64
         killed >= kills.min(3),
         "the job ended before it could be killed often enough"
     );
-    assert_eq!(sorted(read_lines(&out)), expected());
+    assert_same_rows(
+        read_lines(&out),
+        expected(),
+        "committed output after the kills",
+    );
 }
 
 #[test]
@@ -187,7 +191,7 @@ fn checkpoints_in_a_real_s3_server_survive_kills() {
 
 /// Start the job, let it run a while, stop it with a savepoint (SIGTERM) and return the
 /// savepoint's path.
-fn stop_with_savepoint(dir: &Path, parallelism: &str, savepoints: &str) -> String {
+pub(crate) fn stop_with_savepoint(dir: &Path, parallelism: &str, savepoints: &str) -> String {
     let mut child = spawn(
         dir,
         &["--parallelism", parallelism, "--savepoint-dir", savepoints],
@@ -230,7 +234,7 @@ fn rescale(from: &str, to: &str) {
         &sql,
         &["--parallelism", to, "--restore", &savepoint],
     );
-    assert_eq!(sorted(read_lines(&out)), expected(), "{from} -> {to}");
+    assert_same_rows(read_lines(&out), expected(), &format!("{from} -> {to}"));
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! `weir worker` processes run the windowed job with checkpoints while workers and the
 //! coordinator are killed with SIGKILL and replaced, and a job stopped with a savepoint
 //! through the control API is restored at another parallelism on another number of workers.
-//! The committed output must equal a failure-free run each time.
+//! The committed output must equal a failure-free run each time. The control API of a
+//! distributed job reports per-operator figures; a slow sink back-pressures the sources
+//! through the credits without the data plane buffering more than they allow; and the
+//! cluster's connections run over TLS.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::checkpoints::{expected, window_job};
-use crate::support::{read_lines, sorted};
+use crate::support::{assert_same_rows, read_lines, sorted};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -29,8 +32,13 @@ struct Process {
 
 impl Process {
     fn start(args: &[&str], dir: &Path) -> Process {
+        Process::start_with_env(args, dir, &[])
+    }
+
+    fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,7 +212,7 @@ fn a_job_on_three_workers_recovers_when_one_is_killed_and_replaced() {
     for w in workers.chain([replacement]) {
         w.kill();
     }
-    assert_eq!(job.output(), expected());
+    assert_same_rows(job.output(), expected(), "committed output");
 }
 
 #[test]
@@ -226,7 +234,7 @@ fn a_coordinator_killed_and_started_again_resumes_from_the_latest_checkpoint() {
         w.kill();
     }
     assert!(committed > 0, "nothing was committed before the kill");
-    assert_eq!(job.output(), expected());
+    assert_same_rows(job.output(), expected(), "committed output");
 }
 
 #[test]
@@ -277,7 +285,7 @@ fn a_savepoint_taken_through_the_api_restores_at_another_parallelism_on_other_wo
     for w in workers {
         w.kill();
     }
-    assert_eq!(job.output(), expected());
+    assert_same_rows(job.output(), expected(), "committed output");
 }
 
 #[test]
@@ -318,4 +326,333 @@ fn a_worker_with_the_wrong_token_is_refused() {
         "the worker was not told its token is wrong:\n{}",
         lines.join("\n")
     );
+}
+
+/// `weir job status --json` of the job at `api`.
+fn job_status(api: &str) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["job", "status", "--json", "--api", api])
+        .output()
+        .expect("weir job status");
+    assert!(
+        output.status.success(),
+        "weir job status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("status JSON")
+}
+
+fn figure(operator: &serde_json::Value, field: &str) -> u64 {
+    operator[field].as_u64().unwrap_or(0)
+}
+
+/// The operator whose name starts with `prefix`.
+fn operator<'a>(status: &'a serde_json::Value, prefix: &str) -> &'a serde_json::Value {
+    status["operators"]
+        .as_array()
+        .and_then(|ops| {
+            ops.iter()
+                .find(|o| o["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        })
+        .unwrap_or_else(|| panic!("no operator {prefix}… in {status:#}"))
+}
+
+/// `GET /metrics` of the control API at `api` (`http://host:port`).
+fn prometheus(api: &str) -> String {
+    use std::io::{Read, Write};
+    let address = api.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the API");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request /metrics");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read /metrics");
+    answer
+}
+
+#[test]
+fn a_distributed_job_reports_per_operator_metrics_through_the_api() {
+    let job = JobDir::new(4_000);
+    let port = free_port();
+    let mut coordinator = job.coordinator(port, 2, &[]);
+    let api = coordinator.line("control API listening on ");
+    coordinator.line("coordinator listening on ");
+    let workers: Vec<Process> = (0..2).map(|_| job.worker(port, 1)).collect();
+    // Every operator counts records and the sink has a watermark once windows fire.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = job_status(&api);
+        let operators = status["operators"].as_array().cloned().unwrap_or_default();
+        let counted = !operators.is_empty()
+            && operators
+                .iter()
+                .all(|o| figure(o, "numRecordsIn") + figure(o, "numRecordsOut") > 0)
+            && !operators[operators.len() - 1]["currentOutputWatermarkMs"].is_null();
+        if counted {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline && coordinator.running(),
+            "the operators never all counted records:\n{status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let source = operator(&status, "Source");
+    assert_eq!(source["parallelism"], 2, "{status:#}");
+    assert_eq!(figure(source, "numRecordsIn"), 0, "{status:#}");
+    assert!(figure(source, "numRecordsOut") <= 40_000, "{status:#}");
+    // The window aggregate is fed through a hash exchange, over the network for half of it.
+    let aggregate = operator(&status, "WindowAggregate");
+    assert!(figure(aggregate, "numRecordsIn") > 0, "{status:#}");
+    let sink = operator(&status, "Sink");
+    assert_eq!(
+        figure(sink, "numRecordsIn"),
+        figure(sink, "numRecordsOut"),
+        "{status:#}"
+    );
+    let metrics = prometheus(&api);
+    let source_uid = source["uid"].as_str().expect("uid");
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("weir_operator_numRecordsOut{")
+                && l.contains(&format!("operator_uid=\"{source_uid}\""))
+        })
+        .unwrap_or_else(|| panic!("no numRecordsOut of the source in:\n{metrics}"));
+    let value: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a value");
+    assert!(value > 0.0, "{line}");
+    let (ok, _, stderr) = coordinator.finish(Duration::from_secs(120));
+    assert!(ok, "the coordinator failed:\n{stderr}");
+    for w in workers {
+        w.kill();
+    }
+    assert_same_rows(job.output(), expected(), "committed output");
+}
+
+/// Read a child's stdout slowly — a few hundred bytes at a time — like a consumer that
+/// cannot keep up: a `print` sink writing to it blocks once the pipe is full.
+fn read_slowly(process: &mut Process) {
+    use std::io::Read;
+    let mut stdout = process.child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 256];
+        while matches!(stdout.read(&mut buffer), Ok(n) if n > 0) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+}
+
+/// A coordinator log line's `key=value` figure (colours, if any, stripped).
+fn logged(line: &str, key: &str) -> Option<u64> {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_slow_sink_throttles_the_sources_through_the_credits() {
+    const BATCH_ROWS: u64 = 256;
+    const CREDITS: u64 = 4;
+    const LOCAL_CHANNEL_CAPACITY: u64 = 16;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // An unthrottled source, a hash exchange to a keyed aggregate (one output row per input
+    // row), and a print sink whose stdout is read slowly.
+    std::fs::write(
+        dir.path().join("job.sql"),
+        format!(
+            "SET 'weir.batch-size' = '{BATCH_ROWS}';
+            CREATE TABLE src (seq BIGINT) WITH (
+                'connector' = 'datagen', 'rows-per-second' = '0',
+                'fields.seq.kind' = 'sequence', 'fields.seq.start' = '0',
+                'fields.seq.end' = '1000000000');
+            CREATE TABLE out (seq BIGINT, c BIGINT) WITH ('connector' = 'print');
+            INSERT INTO out SELECT seq, COUNT(*) AS c FROM src GROUP BY seq;"
+        ),
+    )
+    .expect("test file I/O");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let script = dir.path().join("job.sql").display().to_string();
+    let mut coordinator = Process::start_with_env(
+        &[
+            "coordinator",
+            &script,
+            "--parallelism",
+            "2",
+            "--listen",
+            &listen,
+            "--api",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "100ms",
+            "--quiet",
+        ],
+        dir.path(),
+        &[
+            ("WEIR_LOG", "warn,weir_runtime::cluster::registry=info"),
+            ("NO_COLOR", "1"),
+        ],
+    );
+    let api = coordinator.line("control API listening on ");
+    coordinator.line("coordinator listening on ");
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| {
+            let mut w = Process::start(
+                &["worker", "--coordinator", &listen, "--data-port", "0"],
+                dir.path(),
+            );
+            read_slowly(&mut w);
+            w
+        })
+        .collect();
+
+    // Each source subtask feeds two aggregate subtasks: one in its process through a bounded
+    // queue, one in the other worker through the data plane.
+    let local_rows = 2 * LOCAL_CHANNEL_CAPACITY * BATCH_ROWS;
+    let remote_rows = 2 * CREDITS * BATCH_ROWS;
+    // The batch each source holds, and what one heartbeat of skew between the workers'
+    // reports may hide.
+    let in_hand = 2 * BATCH_ROWS + 2 * (CREDITS + LOCAL_CHANNEL_CAPACITY) * BATCH_ROWS;
+    let in_flight_limit = local_rows + remote_rows + in_hand;
+
+    let mut samples = 0;
+    let mut waited = false;
+    let mut peak = 0;
+    let mut back_pressured = 0.0f64;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while samples < 20 || !waited || back_pressured == 0.0 {
+        assert!(
+            Instant::now() < deadline && coordinator.running(),
+            "no back-pressure seen: {samples} samples, credit waits {waited}, back-pressured \
+             {back_pressured} ms/s\n{}",
+            coordinator.seen.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        for line in coordinator.stderr.try_iter() {
+            assert!(
+                !line.contains("more frames on a channel than its credits allow"),
+                "{line}"
+            );
+            if line.contains("data plane") {
+                let line_peak = logged(&line, "peak_queued_frames_per_channel").unwrap_or(0);
+                assert!(line_peak <= CREDITS, "{line}");
+                assert_eq!(logged(&line, "credits"), Some(CREDITS), "{line}");
+                peak = peak.max(line_peak);
+                waited |= logged(&line, "credit_waits").unwrap_or(0) > 0;
+            }
+            coordinator.seen.push(line);
+        }
+        let status = job_status(&api);
+        let source = figure(operator(&status, "Source"), "numRecordsOut");
+        let aggregate = figure(operator(&status, "GroupAggregate"), "numRecordsIn");
+        if source == 0 {
+            continue;
+        }
+        samples += 1;
+        // Whatever the source read and the aggregate has not taken in waits in the
+        // channels between them: bounded by their capacities, however long the sink is slow.
+        assert!(
+            source.saturating_sub(aggregate) <= in_flight_limit,
+            "{source} rows read, {aggregate} into the aggregate: more in flight than the \
+             channels hold ({in_flight_limit})\n{status:#}"
+        );
+        back_pressured = back_pressured.max(
+            operator(&status, "Source")["backPressuredTimeMsPerSecond"]
+                .as_f64()
+                .unwrap_or(0.0),
+        );
+    }
+    assert!(peak >= 1, "the data plane never held a frame");
+    coordinator.kill();
+    for w in workers.drain(..) {
+        w.kill();
+    }
+}
+
+fn testdata(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rpc/testdata")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_tls_cluster_runs_the_job_and_a_worker_without_the_ca_is_refused() {
+    let job = JobDir::new(8_000);
+    let (cert, key, ca) = (
+        testdata("server.pem"),
+        testdata("server.key"),
+        testdata("ca.pem"),
+    );
+    let port = free_port();
+    let mut coordinator = job.coordinator(
+        port,
+        2,
+        &["--cluster-tls-cert", &cert, "--cluster-tls-key", &key],
+    );
+    coordinator.line("coordinator listening on ");
+    // Plain HTTP/2 to a TLS listener: the worker cannot register.
+    let plain = format!("127.0.0.1:{port}");
+    let mut intruder = Process::start(
+        &["worker", "--coordinator", &plain, "--data-port", "0"],
+        job.path(),
+    );
+    let refusal = intruder.line("");
+    let mut lines = vec![refusal];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !lines.iter().any(|l| l.contains("registering with")) {
+        if let Ok(line) = intruder.stderr.recv_timeout(Duration::from_secs(1)) {
+            lines.push(line);
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("registering with")),
+        "the worker without the CA was not refused:\n{}",
+        lines.join("\n")
+    );
+    let secure = format!("https://localhost:{port}");
+    let workers: Vec<Process> = (0..2)
+        .map(|_| {
+            Process::start(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &secure,
+                    "--data-port",
+                    "0",
+                    "--tls-ca",
+                    &ca,
+                    "--tls-cert",
+                    &cert,
+                    "--tls-key",
+                    &key,
+                ],
+                job.path(),
+            )
+        })
+        .collect();
+    let (ok, _, stderr) = coordinator.finish(Duration::from_secs(120));
+    assert!(ok, "the coordinator failed:\n{stderr}");
+    for w in workers {
+        w.kill();
+    }
+    intruder.kill();
+    assert_same_rows(job.output(), expected(), "committed output");
 }

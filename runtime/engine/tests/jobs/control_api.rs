@@ -1,7 +1,10 @@
 //! The control API of `weir run --api` through the real binaries: `weir job status`,
 //! `/metrics`, the probes and the token on a running unbounded job, cancel through the API,
 //! and a stop-with-savepoint through `weir job savepoint --stop` whose savepoint restores
-//! into a run that completes the output exactly once.
+//! into a run that completes the output exactly once. The upgrade calls: a savepoint trigger
+//! repeated with its request id takes no second savepoint, the compatibility check tells a
+//! changed aggregation from an added projection, disposal deletes a savepoint and refuses a
+//! checkpoint; and `weir coordinator --keep-alive` outlives its stopped job until SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{read_lines, sorted, weir_run_ok};
+use crate::support::{assert_same_rows, read_lines, weir_run_ok};
 
 /// A `weir run --api 127.0.0.1:0` process, its API URL, and its stderr so far.
 struct Served {
@@ -20,9 +23,14 @@ struct Served {
 }
 
 fn serve(dir: &Path, sql: &str, args: &[&str]) -> Served {
+    serve_as("run", dir, sql, args)
+}
+
+/// `weir <command> job.sql --api 127.0.0.1:0 --quiet <args>` (`run` or `coordinator`).
+fn serve_as(command: &str, dir: &Path, sql: &str, args: &[&str]) -> Served {
     std::fs::write(dir.join("job.sql"), sql).expect("write script");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("run")
+        .arg(command)
         .arg(dir.join("job.sql"))
         .args(["--api", "127.0.0.1:0", "--quiet"])
         .args(args)
@@ -52,6 +60,23 @@ fn serve(dir: &Path, sql: &str, args: &[&str]) -> Served {
 }
 
 impl Served {
+    /// Wait for a stderr line starting with `prefix`; the rest of it.
+    fn line(&self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no '{prefix}' line"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_string();
+            }
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("poll weir").is_none()
+    }
+
     fn finish(mut self) -> (bool, String, String) {
         let status = self.child.wait().expect("wait for weir");
         let mut stdout = String::new();
@@ -265,5 +290,247 @@ fn control_api_stop_with_savepoint_restores_exactly_once() {
         &["--parallelism", "2", "--restore", &path],
     );
     let expected: Vec<String> = (0..rows).map(|s| format!("{s},{}", s % 7)).collect();
-    assert_eq!(sorted(read_lines(&out)), sorted(expected));
+    assert_same_rows(read_lines(&out), expected, "committed output");
+}
+
+/// A plain HTTP/1.1 POST with a JSON body: the status code and the body.
+fn post(url: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         authorization: Bearer {token}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (code, body.to_string())
+}
+
+/// Counts per key of an unbounded source, into a sink that takes the changelog; `select`
+/// and `group` shape the aggregation.
+fn counting(select: &str, from: &str) -> String {
+    format!(
+        "CREATE TABLE src (k BIGINT, x BIGINT) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '2000',
+            'fields.k.kind' = 'random', 'fields.k.min' = '0', 'fields.k.max' = '9');
+        CREATE TABLE out (k BIGINT, n BIGINT) WITH ('connector' = 'blackhole');
+        INSERT INTO out SELECT {select} FROM {from} GROUP BY k;"
+    )
+}
+
+#[test]
+fn control_api_deduplicates_savepoints_checks_compatibility_and_disposes_savepoints() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok").expect("write token");
+    let token = token.to_str().unwrap();
+    let savepoints = dir.path().join("sp");
+    let checkpoints = dir.path().join("cp");
+    let sql = counting("k, COUNT(*)", "src");
+    let args = [
+        "--savepoint-dir",
+        savepoints.to_str().unwrap(),
+        "--checkpoint-dir",
+        checkpoints.to_str().unwrap(),
+        "--checkpoint-interval",
+        "500ms",
+        "--set",
+        "state.checkpoints.num-retained=100",
+        "--token-file",
+        token,
+    ];
+    let served = serve(dir.path(), &sql, &args);
+    let url = served.url.clone();
+    wait_until_running(&url, token);
+
+    // The same request id twice (JSON, then gRPC through `weir job`): one savepoint.
+    let body = r#"{"requestId": "upgrade-1"}"#;
+    let (code, first) = post(&url, "/v1/job/savepoints", "tok", body);
+    assert_eq!(code, 202, "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).expect("trigger JSON");
+    let trigger_id = first["triggerId"].as_str().expect("trigger id").to_string();
+    let again = weir_job(&[
+        "savepoint",
+        "--api",
+        &url,
+        "--token-file",
+        token,
+        "--request-id",
+        "upgrade-1",
+    ]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains(&format!("trigger id {trigger_id}")),
+        "{}",
+        text(&again.stderr)
+    );
+    let path = text(&again.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Savepoint completed. Path: "))
+        .expect("a savepoint path")
+        .to_string();
+    let taken: Vec<_> = std::fs::read_dir(&savepoints)
+        .expect("savepoint dir")
+        .collect();
+    assert_eq!(taken.len(), 1, "one savepoint for one request id");
+
+    // Wait for a checkpoint after the savepoint, so both kinds exist.
+    let checkpoint = (0..600)
+        .find_map(|_| {
+            let out = weir_job(&[
+                "checkpoints",
+                "--api",
+                &url,
+                "--token-file",
+                token,
+                "--json",
+            ]);
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let latest = &listed["latestCompleted"];
+            if latest["kind"] == "CHECKPOINT" {
+                return latest["path"].as_str().map(str::to_string);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        })
+        .expect("a checkpoint after the savepoint");
+
+    let check = |sql: &str| {
+        let file = dir.path().join("new.sql");
+        std::fs::write(&file, sql).expect("write script");
+        let file = file.to_str().unwrap().to_string();
+        weir_job(&[
+            "check-compatibility",
+            "--api",
+            &url,
+            "--token-file",
+            token,
+            &file,
+        ])
+    };
+    let changed = check(&counting("k, SUM(x)", "src"));
+    assert!(!changed.status.success());
+    let said = text(&changed.stdout);
+    assert!(said.contains("not compatible"), "{said}");
+    assert!(said.contains("Aggregate") && said.contains("uid"), "{said}");
+    let projected = check(&counting("k, COUNT(*)", "(SELECT k, x + 1 AS y FROM src)"));
+    assert!(
+        projected.status.success(),
+        "{}{}",
+        text(&projected.stdout),
+        text(&projected.stderr)
+    );
+    assert!(text(&projected.stdout).starts_with("compatible"));
+    let broken = check("INSERT INTO out SELEC k FROM src;");
+    assert!(!broken.status.success());
+    assert!(
+        text(&broken.stdout).contains("line"),
+        "{}",
+        text(&broken.stdout)
+    );
+
+    // Disposal: the savepoint folder goes, twice is fine, a checkpoint is refused.
+    let dispose = |path: &str| {
+        weir_job(&[
+            "dispose-savepoint",
+            "--api",
+            &url,
+            "--token-file",
+            token,
+            path,
+        ])
+    };
+    for _ in 0..2 {
+        let out = dispose(&path);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let folder = path.trim_start_matches("file://");
+    assert!(!Path::new(folder).exists(), "{folder} still exists");
+    let refused = dispose(&checkpoint);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("not a savepoint"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let kept = checkpoint.trim_start_matches("file://");
+    assert!(
+        Path::new(kept).join("_metadata").exists(),
+        "{kept} was touched"
+    );
+
+    let out = weir_job(&["cancel", "--api", &url, "--token-file", token]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    served.finish();
+}
+
+#[test]
+fn a_kept_alive_coordinator_serves_its_finished_job_until_sigterm() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok").expect("write token");
+    let token = token.to_str().unwrap();
+    let savepoints = dir.path().join("sp").display().to_string();
+    let sql = datagen(&dir.path().join("out"), None, 2_000);
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--savepoint-dir",
+        &savepoints,
+        "--token-file",
+        token,
+        "--keep-alive",
+    ];
+    let mut coordinator = serve_as("coordinator", dir.path(), &sql, &args);
+    let url = coordinator.url.clone();
+    let listen = coordinator.line("coordinator listening on ");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["worker", "--coordinator", &listen, "--data-port", "0"])
+        .args(["--token-file", token])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start weir worker");
+    wait_until_running(&url, token);
+
+    let stopped = weir_job(&["savepoint", "--stop", "--api", &url, "--token-file", token]);
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let stderr = text(&stopped.stderr);
+    let trigger_id = stderr
+        .split("trigger id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("a trigger id")
+        .to_string();
+    coordinator.line("job FINISHED; serving the control API until SIGTERM");
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(coordinator.running(), "the coordinator exited");
+    let status = weir_job(&["status", "--api", &url, "--token-file", token, "--json"]);
+    let job: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(job["state"], "FINISHED", "{job}");
+    let (code, savepoint) = get(
+        &url,
+        &format!("/v1/job/savepoints/{trigger_id}"),
+        Some("tok"),
+    );
+    assert_eq!(code, 200, "{savepoint}");
+    assert!(savepoint.contains("\"COMPLETED\""), "{savepoint}");
+    assert_eq!(get(&url, "/healthz", None).0, 200);
+    assert_eq!(get(&url, "/readyz", None).0, 503);
+
+    let pid = coordinator.child.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(term.expect("kill").success());
+    let (ok, _, stderr) = coordinator.finish();
+    assert!(ok, "{stderr}");
+    let _ = worker.kill();
+    let _ = worker.wait();
 }

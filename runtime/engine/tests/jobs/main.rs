@@ -7,6 +7,8 @@
 //!   exit code, never a panic;
 //! - `checkpoints`: kills, savepoints, rescaled and changed-plan restores, compared with a
 //!   failure-free run;
+//! - `interval_join_checkpoints`: the same for a job with an interval join (its caches and
+//!   timers restored, also at another parallelism);
 //! - `cluster`: `weir coordinator` and `weir worker` processes on loopback: a worker and the
 //!   coordinator killed and replaced, a savepoint through the API restored on other workers,
 //!   a worker with a wrong token refused;
@@ -18,4 +20,5 @@ mod checkpoints;
 mod cluster;
 mod control_api;
 mod differential;
+mod interval_join_checkpoints;
 mod support;

@@ -76,6 +76,38 @@ pub fn sorted(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
+/// Asserts that `got` and `want` hold the same lines as multisets, naming the rows lost and
+/// the rows duplicated (or unexpected) instead of printing both whole lists.
+#[track_caller]
+pub fn assert_same_rows(got: Vec<String>, want: Vec<String>, context: &str) {
+    use std::collections::BTreeMap;
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for line in want {
+        *counts.entry(line).or_default() += 1;
+    }
+    for line in got {
+        *counts.entry(line).or_default() -= 1;
+    }
+    let lost: Vec<&String> = counts
+        .iter()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(l, _)| l)
+        .collect();
+    let extra: Vec<&String> = counts
+        .iter()
+        .filter(|&(_, &n)| n < 0)
+        .map(|(l, _)| l)
+        .collect();
+    assert!(
+        lost.is_empty() && extra.is_empty(),
+        "{context}: {} rows lost, {} rows duplicated or unexpected\nlost (first 20): {:?}\nextra (first 20): {:?}",
+        lost.len(),
+        extra.len(),
+        &lost[..lost.len().min(20)],
+        &extra[..extra.len().min(20)],
+    );
+}
+
 /// A small deterministic random generator (xorshift), so inputs are the same on every run.
 pub struct Rng(u64);
 
