@@ -284,7 +284,14 @@ async fn observe_job(jobs: &dyn JobClient, target: &JobTarget, o: &mut Observed)
     if plan::needs_compatibility_check(o) {
         let sql = plan::sql_of(o, &o.spec).ok();
         if let Some(sql) = sql {
-            o.compatibility = match jobs.check_compatibility(target, &sql, &o.spec.config).await {
+            // The coordinator gets `--max-parallelism` from `spec.job`, not from `config`:
+            // send it too, so a changed maxParallelism is checked as the restore will see it.
+            let mut settings = o.spec.config.clone();
+            settings.insert(
+                "pipeline.max-parallelism".to_owned(),
+                o.spec.job.max_parallelism.to_string(),
+            );
+            o.compatibility = match jobs.check_compatibility(target, &sql, &settings).await {
                 Ok(answer) => Some(answer),
                 // An older coordinator cannot tell; the upgrade goes ahead as Flink's would
                 // (the restore then fails unless allowNonRestoredState) and the logs say so.

@@ -238,10 +238,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir: PathBuf = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut failures = Vec::new();
-    if args.only.iter().any(|o| o == savepoint::NAME) {
-        if let Err(e) = savepoint::run(args, &dir) {
-            failures.push(format!("{e:#}"));
-        }
+    if args.only.iter().any(|o| o == savepoint::NAME)
+        && let Err(e) = savepoint::run(args, &dir)
+    {
+        failures.push(format!("{e:#}"));
     }
     let selected: Vec<BenchJob> = jobs(args)
         .into_iter()

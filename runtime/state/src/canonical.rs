@@ -47,14 +47,14 @@ pub fn decode(bytes: &[u8]) -> Result<(KeyGroup, Vec<Entry>)> {
     Ok((key_group, entries))
 }
 
+/// What [`decode_each`] calls with each entry: state id, key, value.
+pub type EntryVisitor<'a> = dyn FnMut(StateId, &[u8], &[u8]) -> Result<()> + 'a;
+
 /// Checks a file made by [`encode`] or [`Encoder`] and calls `f` with each entry's state id,
 /// key and value, borrowed from `bytes` (no copy); returns the file's key group. An error from
 /// `f` stops the decoding and is returned as is. The checksum is verified before `f` sees any
 /// entry.
-pub fn decode_each(
-    bytes: &[u8],
-    f: &mut dyn FnMut(StateId, &[u8], &[u8]) -> Result<()>,
-) -> Result<KeyGroup> {
+pub fn decode_each(bytes: &[u8], f: &mut EntryVisitor<'_>) -> Result<KeyGroup> {
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(format!(
             "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",

@@ -125,8 +125,7 @@ mod tests {
         );
         let error = plain
             .endpoint("https://localhost:1")
-            .err()
-            .expect("https without a CA");
+            .expect_err("https without a CA");
         assert!(error.to_string().contains("--tls-ca"), "{error}");
         let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpc/testdata/ca.pem");
         let tls = Auth {

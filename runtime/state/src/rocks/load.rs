@@ -75,7 +75,7 @@ impl RocksDbBackend {
             w.put(&key, value).map_err(write_error)?;
             count += 1;
             in_file += 1;
-            if in_file % SIZE_CHECK_EVERY == 0 && w.file_size() >= TARGET_FILE_BYTES {
+            if in_file.is_multiple_of(SIZE_CHECK_EVERY) && w.file_size() >= TARGET_FILE_BYTES {
                 w.finish().map_err(write_error)?;
                 writer = None;
             }
