@@ -128,21 +128,18 @@ impl UploadContext {
                 .cloned();
             match found {
                 Some(Some(destination)) => return Ok(destination),
-                Some(None) => {
+                // Not registered yet: wait, unless it took too long.
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                // Ended (or never registered in time).
+                _ => {
                     return Err(Error::execution(
                         "checkpoint",
                         format!("checkpoint {id} is no longer pending"),
                     ));
                 }
-                None => {}
             }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::execution(
-                    "checkpoint",
-                    format!("checkpoint {id} is no longer pending"),
-                ));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

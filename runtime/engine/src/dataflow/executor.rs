@@ -197,13 +197,6 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
             for node in chain {
                 if let NodeKind::Operator { factory } = &graph.nodes[*node].kind {
                     let mut operator = factory.create(&task_info(*node), &config.state)?;
-                    if config.uploads.is_some() && !operator.supports_checkpoints() {
-                        return Err(Error::execution(
-                            &graph.nodes[*node].name,
-                            "this operator cannot be checkpointed yet; run the job without \
-                             --checkpoint-dir and --savepoint-dir",
-                        ));
-                    }
                     if let Some(restore) = &config.restore
                         && restore.has(&graph.nodes[*node].uid)
                     {

@@ -126,13 +126,6 @@ pub trait Operator: Send {
         Ok(None)
     }
 
-    /// Whether [`Operator::snapshot`] captures all of this operator's state. A job whose plan
-    /// holds an operator that cannot is refused before it starts when checkpoints are on,
-    /// rather than restored without that state later.
-    fn supports_checkpoints(&self) -> bool {
-        true
-    }
-
     /// The job was restored from a checkpoint: the operator's keyed state is already in the
     /// backend it was created with; `operator_state` holds the items every old subtask stored.
     /// Rebuild in-memory indexes here.
