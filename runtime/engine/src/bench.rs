@@ -3,6 +3,8 @@
 //!
 //! With `--checkpoint-interval`, every job also runs with checkpoints to a fresh `file://`
 //! directory, alternating with the run without, and the cost of checkpointing is printed.
+//! With `--cluster-workers N`, every job also runs on a coordinator and N worker processes on
+//! loopback, alternating with the embedded run, and the cost of the network path is printed.
 //! `--only savepoint-1gb` (never part of the default set) builds about `--state-bytes` of keyed
 //! state, stops the job with a savepoint and restores it at `--restore-parallelism` (see
 //! [`savepoint`]).
@@ -38,6 +40,11 @@ pub struct BenchArgs {
     /// directory, alternating with the run without, and print the cost.
     #[arg(long)]
     pub checkpoint_interval: Option<String>,
+    /// Also run every job on a coordinator and this many worker processes on loopback
+    /// (`weir coordinator`, `weir worker`), alternating with the embedded run, and print the
+    /// cost of the network path.
+    #[arg(long)]
+    pub cluster_workers: Option<usize>,
     /// `savepoint-1gb`: bytes of keyed state to build before the savepoint.
     #[arg(long, default_value_t = 1 << 30)]
     pub state_bytes: u64,
@@ -171,26 +178,106 @@ struct Figures {
     peak_rss_bytes: u64,
 }
 
+/// How a job is run: embedded, with checkpoints, or on worker processes.
+#[derive(Debug, Clone, Copy)]
+enum Variant<'a> {
+    Embedded,
+    Checkpointed(&'a str),
+    Cluster { workers: usize },
+}
+
+impl Variant<'_> {
+    fn label(&self, job: &str) -> String {
+        match self {
+            Variant::Embedded => job.to_string(),
+            Variant::Checkpointed(_) => format!("{job}+ckpt"),
+            Variant::Cluster { workers } => format!("{job}+{workers}w"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Variant::Embedded => "embedded".into(),
+            Variant::Checkpointed(interval) => format!("checkpoints every {interval}"),
+            Variant::Cluster { workers } => format!("coordinator + {workers} workers"),
+        }
+    }
+}
+
+/// Kills the worker processes of a cluster run when dropped, whatever happened.
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
 fn run_one(
     job: &BenchJob,
     parallelism: usize,
     dir: &std::path::Path,
-    checkpoint_interval: Option<&str>,
+    variant: Variant<'_>,
 ) -> anyhow::Result<Figures> {
     let sql_path = dir.join(format!("{}.sql", job.name));
     let stats_path = dir.join(format!("{}.json", job.name));
+    let _ = std::fs::remove_file(&stats_path);
     std::fs::write(&sql_path, &job.sql)?;
     let exe = std::env::current_exe().context("cannot find the weir executable")?;
-    let mut command = Command::new(exe);
+    let mut command = Command::new(&exe);
+    let mut workers = Workers(Vec::new());
+    match variant {
+        Variant::Cluster { workers: n } => {
+            let n = n.max(1);
+            let port = free_port()?;
+            let slots = parallelism.div_ceil(n).max(1);
+            for i in 0..n {
+                let log = std::fs::File::create(dir.join(format!("worker-{i}.log")))?;
+                let child = Command::new(&exe)
+                    .arg("worker")
+                    .arg("--coordinator")
+                    .arg(format!("http://127.0.0.1:{port}"))
+                    .arg("--slots")
+                    .arg(slots.to_string())
+                    .arg("--data-port")
+                    .arg("0")
+                    .arg("--name")
+                    .arg(format!("bench-{i}"))
+                    .arg("--state-dir")
+                    .arg(dir.join(format!("worker-{i}-state")))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .context("cannot start weir worker")?;
+                workers.0.push(child);
+            }
+            command
+                .arg("coordinator")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"));
+        }
+        _ => {
+            command.arg("run");
+        }
+    }
     command
-        .arg("run")
         .arg("--quiet")
         .arg("--parallelism")
         .arg(parallelism.to_string())
         .arg("--stats-json")
         .arg(&stats_path);
     let checkpoints = dir.join(format!("ckpt-{}", job.name));
-    if let Some(interval) = checkpoint_interval {
+    if let Variant::Checkpointed(interval) = variant {
         let _ = std::fs::remove_dir_all(&checkpoints);
         command
             .arg("--checkpoint-dir")
@@ -201,11 +288,13 @@ fn run_one(
     let started = Instant::now();
     let output = command.arg(&sql_path).output()?;
     let _ = std::fs::remove_dir_all(&checkpoints);
+    drop(workers);
     let wall = started.elapsed().as_secs_f64();
     if !output.status.success() {
         bail!(
-            "{} failed: {}",
+            "{} ({}) failed: {}",
             job.name,
+            variant.describe(),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
@@ -219,6 +308,7 @@ fn run_one(
     Ok(Figures {
         // The job's own time, from the first task start to the end; not process start-up.
         seconds: field("seconds").unwrap_or(wall),
+        // For a cluster run: the coordinator's, the workers' are not measured.
         peak_rss_bytes: field("peak_rss_bytes").unwrap_or(0.0) as u64,
     })
 }
@@ -253,17 +343,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "job", "events", "seconds", "events/s", "peak RSS MB"
         );
     }
-    // Without checkpoints, and with them when asked; runs alternate between the two.
-    let variants: Vec<Option<&str>> = match &args.checkpoint_interval {
-        Some(interval) => vec![None, Some(interval.as_str())],
-        None => vec![None],
-    };
+    // Embedded, and with checkpoints and on workers when asked; runs alternate between them.
+    let mut variants = vec![Variant::Embedded];
+    if let Some(interval) = &args.checkpoint_interval {
+        variants.push(Variant::Checkpointed(interval));
+    }
+    if let Some(workers) = args.cluster_workers {
+        variants.push(Variant::Cluster { workers });
+    }
     for job in selected {
         let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut best: Vec<Option<Figures>> = variants.iter().map(|_| None).collect();
         'runs: for _ in 0..args.runs.max(1) {
-            for (v, interval) in variants.iter().enumerate() {
-                match run_one(&job, args.parallelism, &dir, *interval) {
+            for (v, variant) in variants.iter().enumerate() {
+                match run_one(&job, args.parallelism, &dir, *variant) {
                     Ok(f) => {
                         seconds[v].push(f.seconds);
                         if best[v].as_ref().is_none_or(|b| f.seconds < b.seconds) {
@@ -277,30 +370,29 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        for (v, interval) in variants.iter().enumerate() {
-            let name = match interval {
-                Some(_) => format!("{}+ckpt", job.name),
-                None => job.name.to_string(),
-            };
+        for (v, variant) in variants.iter().enumerate() {
+            let name = variant.label(job.name);
             match &best[v] {
                 Some(f) => print_figures(&name, job.events, f),
                 None => println!("{name:<15} failed"),
             }
         }
-        if let (Some(interval), [without, with]) = (&args.checkpoint_interval, &seconds[..])
-            && !without.is_empty()
-            && !with.is_empty()
-        {
-            let range = |v: &[f64]| {
-                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = v.iter().copied().fold(0.0, f64::max);
-                (min, max)
-            };
+        let range = |v: &[f64]| {
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(0.0, f64::max);
+            (min, max)
+        };
+        for (v, variant) in variants.iter().enumerate().skip(1) {
+            let (without, with) = (&seconds[0], &seconds[v]);
+            if without.is_empty() || with.is_empty() {
+                continue;
+            }
             let ((a, b), (c, d)) = (range(without), range(with));
             println!(
-                "{:<15} checkpoints every {interval}: best {:+.1} % time ({a:.2}-{b:.2} s without, \
-                 {c:.2}-{d:.2} s with, {} runs each)",
+                "{:<15} {}: best {:+.1} % time ({a:.2}-{b:.2} s embedded, {c:.2}-{d:.2} s, \
+                 {} runs each)",
                 job.name,
+                variant.describe(),
                 (c / a - 1.0) * 100.0,
                 without.len().min(with.len())
             );

@@ -73,10 +73,11 @@ pub enum Error {
         source: rocksdb::Error,
     },
 
-    /// A canonical key-group file is truncated, damaged or of an unknown version.
+    /// A bulk load's entries were not in strictly increasing key order.
     #[error("bulk load into {} got keys out of order: {key:02x?} after a larger or equal key", path.display())]
     Unsorted { path: PathBuf, key: Vec<u8> },
 
+    /// A canonical key-group file is truncated, damaged or of an unknown version.
     #[error("corrupt canonical key-group file: {reason}")]
     Corrupt { reason: String },
 

@@ -32,7 +32,7 @@ use std::path::Path;
 pub use error::Error;
 pub use key::{KeyGroup, StateId, decode_key, encode_key, prefix_successor};
 pub use memory::MemoryBackend;
-pub use rocks::{LoadSink, RocksDbBackend};
+pub use rocks::{LoadSink, RocksDbBackend, SortedFiles};
 pub use snapshot::{Entry, LocalSnapshot};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

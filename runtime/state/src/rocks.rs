@@ -9,7 +9,7 @@
 mod checkpoint;
 mod load;
 
-pub use load::LoadSink;
+pub use load::{LoadSink, SortedFiles};
 
 use std::fmt;
 use std::ops::RangeInclusive;

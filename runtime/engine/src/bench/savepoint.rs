@@ -188,6 +188,10 @@ pub fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let line = savepoint_line.context("no 'savepoint complete' log line")?;
     let savepoint_ms = field(&line, "duration_ms").context("no duration in the log line")?;
     let size = field(&line, "size").context("no size in the log line")?;
+    // The parts of the duration the tasks report (the largest of any task).
+    let alignment_ms = field(&line, "alignment_ms").unwrap_or(0.0);
+    let sync_ms = field(&line, "sync_ms").unwrap_or(0.0);
+    let async_ms = field(&line, "async_ms").unwrap_or(0.0);
     let built = built.unwrap_or_default();
 
     // 3: restore at another parallelism.
@@ -232,6 +236,13 @@ pub fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         "  savepoint             {:>8.2} s  {:.0} MB  {path}",
         savepoint_ms / 1e3,
         size / 1e6
+    );
+    println!(
+        "    slowest task: alignment {:.2} s, synchronous snapshot {:.2} s, files written in \
+         {:.2} s (the rest is the barrier's way through in-flight data)",
+        alignment_ms / 1e3,
+        sync_ms / 1e3,
+        async_ms / 1e3
     );
     println!(
         "  restore at p={:<2}       {:>8.2} s  (process start to the last subtask's state)",

@@ -206,6 +206,8 @@ impl Coordinator {
                             Some(p) if p.barrier.id == b.id => {
                                 p.timing.alignment = p.timing.alignment.max(timing.alignment);
                                 p.timing.sync = p.timing.sync.max(timing.sync);
+                                p.timing.asynchronous =
+                                    p.timing.asynchronous.max(timing.asynchronous);
                                 p.acks.insert(task, nodes);
                             }
                             _ => {
@@ -473,6 +475,7 @@ impl Coordinator {
             size,
             alignment_ms = record.alignment.as_millis() as u64,
             sync_ms = record.sync.as_millis() as u64,
+            async_ms = p.timing.asynchronous.as_millis() as u64,
             "{} complete",
             if p.barrier.is_savepoint() { "savepoint" } else { "checkpoint" }
         );

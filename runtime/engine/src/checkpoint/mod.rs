@@ -22,6 +22,36 @@ use weir_state::LocalSnapshot;
 
 use crate::dataflow::message::Barrier;
 
+/// Threads that write a savepoint's canonical files, or read a restore's key groups, of one
+/// subtask: one per core, at most 4, each over its own part of the key-group range. Both are
+/// bound by the CPU (iterating, encoding, building SST files), and a job stopping for an upgrade
+/// or a rescale waits for them.
+pub(crate) fn key_group_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// `f` applied to every item, each on its own scoped thread; the results in item order, or
+/// the first error.
+pub(crate) fn on_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> crate::error::Result<R> + Sync,
+) -> crate::error::Result<Vec<R>> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 /// Checkpoint settings of a job, with Flink's key names.
 #[derive(Debug, Clone)]
 pub struct CheckpointSettings {
@@ -122,6 +152,9 @@ pub struct SnapshotTiming {
     pub alignment: Duration,
     /// The synchronous part of the snapshot on the task thread (the upload is not in it).
     pub sync: Duration,
+    /// The asynchronous part: writing the snapshot's files on an upload thread.
+    #[serde(default)]
+    pub asynchronous: Duration,
 }
 
 /// One node's uploaded state.
@@ -160,4 +193,22 @@ pub struct Trigger {
     /// Stop after this barrier (stop with savepoint, or a final checkpoint on Ctrl-C): emit no
     /// more data, wait for the job to be cancelled.
     pub stop: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn on_threads_keeps_the_item_order_and_reports_a_failure() {
+        let squares = on_threads((1..=5u64).collect(), |n| Ok(n * n)).expect("no failure");
+        assert_eq!(squares, vec![1, 4, 9, 16, 25]);
+        let failed = on_threads(vec![1u64, 2, 3], |n| match n {
+            2 => Err(Error::execution("test", "part 2 failed")),
+            n => Ok(n),
+        });
+        let err = failed.expect_err("one part failed");
+        assert!(err.to_string().contains("part 2 failed"), "{err}");
+    }
 }

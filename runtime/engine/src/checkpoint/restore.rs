@@ -15,17 +15,23 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde_json::Value;
-use weir_checkpoint::metadata::{CheckpointMetadata, KeyedStateHandle, OperatorState};
+use weir_checkpoint::metadata::{
+    CheckpointMetadata, KeyGroupFile, KeyedStateHandle, OperatorState,
+};
 use weir_checkpoint::{CheckpointStorage, Restorable};
 use weir_state::{
     KeyGroup, LoadSink, MemoryBackend, RocksDbBackend, StateBackend, WriteOp, canonical,
 };
 
 use super::upload::{ConfirmedFiles, confirm_files};
+use super::{key_group_threads, on_threads};
 use crate::dataflow::graph::JobGraph;
-use crate::dataflow::key_group::key_group_range;
+use crate::dataflow::key_group::{key_group_range, split_key_groups};
 use crate::dataflow::state::BackendKind;
 use crate::error::{Error, Result};
+
+/// Files of one RocksDB checkpoint downloaded at once.
+const DOWNLOAD_THREADS: usize = 4;
 
 /// A checkpoint or savepoint, checked against the plan that restores it.
 pub struct Restore {
@@ -180,7 +186,7 @@ impl Restore {
             .copied()
             .unwrap_or(op.parallelism as usize);
         let range = key_group_range(subtask, self.metadata.max_parallelism as usize, parallelism);
-        let handles: Vec<&KeyedStateHandle> = op
+        let mut handles: Vec<&KeyedStateHandle> = op
             .subtasks
             .iter()
             .filter_map(|s| s.keyed.as_ref())
@@ -201,70 +207,107 @@ impl Restore {
             self.download(files.iter().map(|f| (&f.file, &f.name)), dir)?;
             return Ok(Some(Box::new(RocksDbBackend::open(dir)?)));
         }
+        handles.sort_by_key(|h| first_key_group(h));
         let tag = format!("{uid}-{subtask}");
-        match kind {
-            BackendKind::RocksDb => {
-                let _ = std::fs::remove_dir_all(dir);
-                let mut backend = RocksDbBackend::open(dir)?;
-                let scratch = self.scratch.join(format!("load-{tag}"));
-                for handle in handles {
-                    let mut failed = None;
-                    let loaded = backend.load_sorted(&scratch, &mut |sink| {
-                        self.read_entries(uid, parallelism, handle, &range, &tag, sink)
-                            .map_err(|e| {
-                                let message = e.to_string();
-                                failed = Some(e);
-                                weir_state::Error::visitor(std::io::Error::other(message))
-                            })
-                    });
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
-                    loaded?;
+        let mut olds = Vec::with_capacity(handles.len());
+        let mut opened = Ok(());
+        for handle in handles {
+            match self.open_old(uid, parallelism, handle, &tag) {
+                Ok(old) => olds.push(old),
+                Err(e) => {
+                    opened = Err(e);
+                    break;
                 }
-                let _ = std::fs::remove_dir_all(&scratch);
-                Ok(Some(Box::new(backend)))
             }
-            BackendKind::Memory => {
-                let mut backend = MemoryBackend::default();
-                for handle in handles {
-                    let mut ops = Vec::new();
-                    self.read_entries(
-                        uid,
-                        parallelism,
-                        handle,
-                        &range,
-                        &tag,
-                        &mut |key_group, state, key, value| {
-                            ops.push(WriteOp::Put {
-                                state,
-                                key_group,
-                                key: key.to_vec(),
-                                value: value.to_vec(),
-                            });
-                            Ok(())
-                        },
-                    )?;
-                    backend.write_batch(ops)?;
+        }
+        let loaded = opened.and_then(|()| match kind {
+            BackendKind::RocksDb => self.load_rocksdb(&olds, &range, &tag, dir),
+            BackendKind::Memory => load_memory(self, &olds, &range),
+        });
+        for old in olds {
+            if let OldState::RocksDb { db, handle } = old {
+                drop(db);
+                self.release_download(handle);
+            }
+        }
+        loaded.map(Some)
+    }
+
+    /// Where an old subtask's keyed state is read from: its canonical files, or its RocksDB
+    /// checkpoint downloaded and opened read-only.
+    fn open_old<'a>(
+        &self,
+        uid: &str,
+        parallelism: usize,
+        handle: &'a KeyedStateHandle,
+        tag: &str,
+    ) -> Result<OldState<'a>> {
+        match handle {
+            KeyedStateHandle::Canonical { key_groups } => Ok(OldState::Canonical(key_groups)),
+            KeyedStateHandle::RocksDb { .. } => {
+                let dir = self.downloaded(uid, parallelism, handle, tag)?;
+                match RocksDbBackend::open_read_only(&dir) {
+                    Ok(db) => Ok(OldState::RocksDb { db, handle }),
+                    Err(e) => {
+                        self.release_download(handle);
+                        Err(e.into())
+                    }
                 }
-                Ok(Some(Box::new(backend)))
             }
         }
     }
 
-    /// Calls `f` with the entries of `range` in one old subtask's state, in (key group, state,
-    /// key) order.
-    fn read_entries(
+    /// A new RocksDB database in `dir` holding the entries of `range` in `olds`. The range is
+    /// split over [`key_group_threads`] threads, each writing the SST files of its part; one
+    /// ingestion takes them all.
+    fn load_rocksdb(
         &self,
-        uid: &str,
-        parallelism: usize,
-        handle: &KeyedStateHandle,
+        olds: &[OldState<'_>],
         range: &RangeInclusive<KeyGroup>,
         tag: &str,
+        dir: &Path,
+    ) -> Result<Box<dyn StateBackend>> {
+        let _ = std::fs::remove_dir_all(dir);
+        let mut backend = RocksDbBackend::open(dir)?;
+        let scratch = self.scratch.join(format!("load-{tag}"));
+        let parts: Vec<_> = split_key_groups(range, key_group_threads())
+            .into_iter()
+            .enumerate()
+            .collect();
+        let written = on_threads(parts, |(i, part)| {
+            let mut failed = None;
+            let written =
+                RocksDbBackend::write_sorted(&scratch.join(format!("part-{i}")), &mut |sink| {
+                    for old in olds {
+                        self.read_old(old, &part, sink).map_err(|e| {
+                            let message = e.to_string();
+                            failed = Some(e);
+                            weir_state::Error::visitor(std::io::Error::other(message))
+                        })?;
+                    }
+                    Ok(())
+                });
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(written?),
+            }
+        });
+        let ingested = written.and_then(|parts| Ok(backend.ingest(parts.into_iter().collect())?));
+        let _ = std::fs::remove_dir_all(&scratch);
+        ingested?;
+        Ok(Box::new(backend))
+    }
+
+    /// Calls `f` with the entries of `range` in one old subtask's state, in (key group, state,
+    /// key) order.
+    fn read_old(
+        &self,
+        old: &OldState<'_>,
+        range: &RangeInclusive<KeyGroup>,
         f: &mut LoadSink<'_>,
     ) -> Result<()> {
-        match handle {
-            KeyedStateHandle::Canonical { key_groups } => {
+        match old {
+            OldState::Canonical(key_groups) => {
                 let mut files: Vec<_> = key_groups
                     .iter()
                     .filter(|f| range.contains(&f.key_group))
@@ -316,14 +359,10 @@ impl Restore {
                     }
                 }
             }
-            KeyedStateHandle::RocksDb { .. } => {
-                let dir = self.downloaded(uid, parallelism, handle, tag)?;
-                let old = RocksDbBackend::open_read_only(&dir)?;
-                old.for_each_entry(range.clone(), &mut |key_group, e| {
+            OldState::RocksDb { db, .. } => {
+                db.for_each_entry(range.clone(), &mut |key_group, e| {
                     f(key_group, e.state, &e.key, &e.value)
                 })?;
-                drop(old);
-                self.release_download(handle);
             }
         }
         Ok(())
@@ -354,7 +393,10 @@ impl Restore {
         let readers = (0..parallelism)
             .filter(|&s| overlaps(handle, &key_group_range(s, max_parallelism, parallelism)))
             .count();
-        let dir = self.scratch.join(format!("restore-{tag}"));
+        // One folder per old subtask: a new subtask holds all of its old ones open at once.
+        let dir = self
+            .scratch
+            .join(format!("restore-{tag}-{}", first_key_group(handle)));
         let _ = std::fs::remove_dir_all(&dir);
         tracing::debug!(operator = uid, files = files.len(), dir = %dir.display(), "downloading");
         self.download(files.iter().map(|f| (&f.file, &f.name)), &dir)?;
@@ -386,9 +428,19 @@ impl Restore {
             path: dir.to_path_buf(),
             source,
         })?;
-        for (file, name) in files {
-            self.root.download_file(file, &dir.join(name))?;
+        // Several downloads at once: one request at a time leaves an object store's
+        // bandwidth unused.
+        let mut shares: Vec<Vec<(&String, &String)>> = vec![Vec::new(); DOWNLOAD_THREADS];
+        for (i, file) in files.enumerate() {
+            shares[i % DOWNLOAD_THREADS].push(file);
         }
+        shares.retain(|share| !share.is_empty());
+        on_threads(shares, |share| {
+            for (file, name) in share {
+                self.root.download_file(file, &dir.join(name))?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -460,6 +512,53 @@ fn holds_state(op: &OperatorState) -> bool {
     op.subtasks
         .iter()
         .any(|s| s.keyed.is_some() || !s.operator_state.is_empty() || !s.splits.is_empty())
+}
+
+/// One old subtask's keyed state, ready to be read by key-group range.
+enum OldState<'a> {
+    Canonical(&'a [KeyGroupFile]),
+    /// Downloaded and opened read-only; released (and maybe deleted) once read.
+    RocksDb {
+        db: RocksDbBackend,
+        handle: &'a KeyedStateHandle,
+    },
+}
+
+/// An in-memory backend holding the entries of `range` in `olds`.
+fn load_memory(
+    restore: &Restore,
+    olds: &[OldState<'_>],
+    range: &RangeInclusive<KeyGroup>,
+) -> Result<Box<dyn StateBackend>> {
+    let mut backend = MemoryBackend::default();
+    for old in olds {
+        let mut ops = Vec::new();
+        restore.read_old(old, range, &mut |key_group, state, key, value| {
+            ops.push(WriteOp::Put {
+                state,
+                key_group,
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
+            Ok(())
+        })?;
+        backend.write_batch(ops)?;
+    }
+    Ok(Box::new(backend))
+}
+
+/// The lowest key group a handle holds (handles of one operator never share key groups).
+fn first_key_group(handle: &KeyedStateHandle) -> KeyGroup {
+    match handle {
+        KeyedStateHandle::Canonical { key_groups } => key_groups
+            .iter()
+            .map(|f| f.key_group)
+            .min()
+            .unwrap_or(KeyGroup::MAX),
+        KeyedStateHandle::RocksDb {
+            key_group_start, ..
+        } => *key_group_start,
+    }
 }
 
 /// Names a RocksDB handle in the download table: its first file is unique to it.

@@ -19,8 +19,11 @@ use weir_checkpoint::metadata::{
 };
 use weir_state::{Entry, KeyGroup, LocalSnapshot, RocksDbBackend, StateBackend, canonical};
 
-use super::{Event, NodeRef, NodeSnapshot, NodeState, SnapshotOf, TaskSnapshot};
-use crate::dataflow::key_group::key_group_range;
+use super::{
+    Event, NodeRef, NodeSnapshot, NodeState, SnapshotOf, TaskSnapshot, key_group_threads,
+    on_threads,
+};
+use crate::dataflow::key_group::{key_group_range, split_key_groups};
 use crate::error::{Error, Result};
 
 /// Where the files of one checkpoint or savepoint go.
@@ -215,13 +218,16 @@ impl Uploader {
 
 /// Upload `snapshot` and say how it went.
 fn upload_event(ctx: &UploadContext, snapshot: TaskSnapshot) -> Event {
-    let (task, of, timing) = (snapshot.task, snapshot.of, snapshot.timing);
+    let (task, of, mut timing) = (snapshot.task, snapshot.of, snapshot.timing);
+    let started = std::time::Instant::now();
     let committables: Vec<(NodeRef, serde_json::Value)> = snapshot
         .nodes
         .iter()
         .filter_map(|n| Some((n.node.clone(), n.committable.clone()?)))
         .collect();
-    match upload_task(ctx, snapshot) {
+    let uploaded = upload_task(ctx, snapshot);
+    timing.asynchronous = started.elapsed();
+    match uploaded {
         Ok(nodes) => Event::Acknowledged {
             task,
             of,
@@ -345,7 +351,9 @@ fn put_key_groups(
 }
 
 /// A savepoint of RocksDB state: iterate the native snapshot and write one canonical file per
-/// key group, encoding entries straight from the iterator, one key group in memory at a time.
+/// key group, encoding entries straight from the iterator, one key group in memory at a time
+/// per thread. The subtask's key-group range is split over [`key_group_threads`] threads, each
+/// with its own iterator on one read-only database.
 fn canonical_from_rocksdb(
     destination: &Destination,
     stem: &str,
@@ -353,6 +361,22 @@ fn canonical_from_rocksdb(
     range: std::ops::RangeInclusive<KeyGroup>,
 ) -> Result<KeyedStateHandle> {
     let db = RocksDbBackend::open_read_only(dir)?;
+    let parts = split_key_groups(&range, key_group_threads());
+    let written = on_threads(parts, |part| {
+        write_canonical_range(&db, destination, stem, part)
+    })?;
+    Ok(KeyedStateHandle::Canonical {
+        key_groups: written.into_iter().flatten().collect(),
+    })
+}
+
+/// The canonical files of the key groups of `range` in `db`, in key-group order.
+fn write_canonical_range(
+    db: &RocksDbBackend,
+    destination: &Destination,
+    stem: &str,
+    range: std::ops::RangeInclusive<KeyGroup>,
+) -> Result<Vec<KeyGroupFile>> {
     let mut files = Vec::new();
     let mut current: Option<(KeyGroup, canonical::Encoder)> = None;
     let put = |key_group: KeyGroup, encoder: canonical::Encoder| -> Result<KeyGroupFile> {
@@ -381,7 +405,7 @@ fn canonical_from_rocksdb(
     if let Some((done, encoder)) = current.take() {
         files.push(put(done, encoder)?);
     }
-    Ok(KeyedStateHandle::Canonical { key_groups: files })
+    Ok(files)
 }
 
 /// Upload a native RocksDB snapshot: SST files a completed checkpoint already holds are

@@ -172,6 +172,25 @@ pub fn key_group_range(
     (start as KeyGroup)..=(end as KeyGroup)
 }
 
+/// `range` cut into at most `parts` contiguous, non-empty ranges of nearly equal length, in
+/// order (for work on a key-group range split over threads).
+pub fn split_key_groups(
+    range: &std::ops::RangeInclusive<KeyGroup>,
+    parts: usize,
+) -> Vec<std::ops::RangeInclusive<KeyGroup>> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let len = usize::from(*range.end()) - usize::from(*range.start()) + 1;
+    let parts = parts.clamp(1, len);
+    (0..parts)
+        .map(|i| {
+            let r = key_group_range(i, len, parts);
+            (*range.start() + *r.start())..=(*range.start() + *r.end())
+        })
+        .collect()
+}
+
 /// Check `max_parallelism` and `parallelism` against each other as Flink does.
 pub fn validate_parallelism(parallelism: usize, max_parallelism: usize) -> Result<()> {
     if parallelism == 0 {
@@ -257,6 +276,20 @@ mod tests {
                 vec![122, 7]
             )
         );
+    }
+
+    #[test]
+    fn split_key_groups_covers_the_range_in_order_without_empty_parts() {
+        assert_eq!(split_key_groups(&(0..=127), 2), vec![0..=63, 64..=127]);
+        assert_eq!(
+            split_key_groups(&(64..=127), 3),
+            vec![64..=85, 86..=106, 107..=127]
+        );
+        assert_eq!(split_key_groups(&(5..=6), 4), vec![5..=5, 6..=6]);
+        assert_eq!(split_key_groups(&(9..=9), 0), vec![9..=9]);
+        #[allow(clippy::reversed_empty_ranges)]
+        let empty = 3..=2;
+        assert!(split_key_groups(&empty, 2).is_empty());
     }
 
     #[test]

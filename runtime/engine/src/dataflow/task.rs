@@ -245,6 +245,7 @@ impl Task {
         let timing = SnapshotTiming {
             alignment,
             sync: started.elapsed(),
+            asynchronous: Duration::ZERO,
         };
         if let SnapshotOf::Barrier(barrier) = of {
             tracing::debug!(

@@ -21,18 +21,47 @@ const TARGET_FILE_BYTES: u64 = 64 << 20;
 /// How often (in entries) the size of the open file is checked.
 const SIZE_CHECK_EVERY: u64 = 4096;
 
+/// SST files of sorted entries written by [`RocksDbBackend::write_sorted`], not yet in a
+/// database.
+#[derive(Debug, Default)]
+pub struct SortedFiles {
+    pub files: Vec<PathBuf>,
+    pub entries: u64,
+}
+
+impl SortedFiles {
+    fn remove(&self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
 impl RocksDbBackend {
     /// Loads the entries `fill` hands to its sink, which must come in strictly increasing
     /// (key group, state, key) order, as canonical key-group files and
-    /// [`crate::StateBackend::for_each_entry`] give them. The SST files are not compressed. SST files are written under
-    /// `scratch` (created if missing, left empty) and moved into the database. Several loads
-    /// may follow each other when their key ranges do not overlap; existing keys in the range
-    /// are overwritten. Returns the number of entries loaded.
+    /// [`crate::StateBackend::for_each_entry`] give them: [`write_sorted`](Self::write_sorted)
+    /// then [`ingest`](Self::ingest). Several loads may follow each other when their key ranges
+    /// do not overlap; existing keys in the range are overwritten. Returns the number of entries
+    /// loaded.
     pub fn load_sorted(
         &mut self,
         scratch: &Path,
         fill: &mut dyn FnMut(&mut LoadSink<'_>) -> Result<()>,
     ) -> Result<u64> {
+        let sorted = Self::write_sorted(scratch, fill)?;
+        self.ingest(sorted)
+    }
+
+    /// Writes the entries `fill` hands to its sink (in strictly increasing order, see
+    /// [`load_sorted`](Self::load_sorted)) into uncompressed SST files under `scratch` (created
+    /// if missing). Needs no database, so several threads can each write a disjoint key range
+    /// into their own `scratch`, and one [`ingest`](Self::ingest) takes all the files. On error
+    /// the files written so far are removed.
+    pub fn write_sorted(
+        scratch: &Path,
+        fill: &mut dyn FnMut(&mut LoadSink<'_>) -> Result<()>,
+    ) -> Result<SortedFiles> {
         std::fs::create_dir_all(scratch).map_err(|source| Error::CreateDir {
             path: scratch.to_owned(),
             source,
@@ -45,11 +74,10 @@ impl RocksDbBackend {
             path: scratch.to_owned(),
             source,
         };
-        let mut files: Vec<PathBuf> = Vec::new();
+        let mut out = SortedFiles::default();
         let mut writer: Option<SstFileWriter<'_>> = None;
         let mut key: Vec<u8> = Vec::new();
         let mut last: Option<Vec<u8>> = None;
-        let mut count = 0u64;
         let mut in_file = 0u64;
         let mut sink = |key_group: KeyGroup, state: StateId, user_key: &[u8], value: &[u8]| {
             key.clear();
@@ -57,23 +85,23 @@ impl RocksDbBackend {
             key.extend_from_slice(user_key);
             if last.as_ref().is_some_and(|last| key <= *last) {
                 return Err(Error::Unsorted {
-                    path: self.path.clone(),
+                    path: scratch.to_owned(),
                     key: key.clone(),
                 });
             }
             let w = match &mut writer {
                 Some(w) => w,
                 None => {
-                    let path = scratch.join(format!("load-{:06}.sst", files.len()));
+                    let path = scratch.join(format!("load-{:06}.sst", out.files.len()));
                     let w = SstFileWriter::create(&opts);
                     w.open(&path).map_err(write_error)?;
-                    files.push(path);
+                    out.files.push(path);
                     in_file = 0;
                     writer.insert(w)
                 }
             };
             w.put(&key, value).map_err(write_error)?;
-            count += 1;
+            out.entries += 1;
             in_file += 1;
             if in_file.is_multiple_of(SIZE_CHECK_EVERY) && w.file_size() >= TARGET_FILE_BYTES {
                 w.finish().map_err(write_error)?;
@@ -89,29 +117,44 @@ impl RocksDbBackend {
             Ok(())
         };
         let filled = fill(&mut sink);
-        if let Some(mut w) = writer.take()
-            && filled.is_ok()
-        {
-            w.finish().map_err(write_error)?;
-        }
-        if let Err(e) = filled {
-            for file in &files {
-                let _ = std::fs::remove_file(file);
-            }
+        let finished = match (writer.take(), &filled) {
+            (Some(mut w), Ok(())) => w.finish().map_err(write_error),
+            _ => Ok(()),
+        };
+        if let Err(e) = filled.and(finished) {
+            out.remove();
             return Err(e);
         }
-        if !files.is_empty() {
+        Ok(out)
+    }
+
+    /// Moves the files of one or more [`write_sorted`](Self::write_sorted) calls into the
+    /// database in one ingestion; their key ranges must not overlap. Returns their entries.
+    pub fn ingest(&mut self, sorted: SortedFiles) -> Result<u64> {
+        if !sorted.files.is_empty() {
             let mut ingest = IngestExternalFileOptions::default();
             ingest.set_move_files(true);
-            self.db
-                .ingest_external_file_opts(&ingest, files.clone())
-                .map_err(|source| self.write_error(source))?;
-        }
-        for file in &files {
+            let ingested = self
+                .db
+                .ingest_external_file_opts(&ingest, sorted.files.clone())
+                .map_err(|source| self.write_error(source));
             // Moved into the database (hard link) when possible, copied otherwise.
-            let _ = std::fs::remove_file(file);
+            sorted.remove();
+            ingested?;
         }
-        Ok(count)
+        Ok(sorted.entries)
+    }
+}
+
+/// The files of several [`RocksDbBackend::write_sorted`] calls, for one ingestion.
+impl FromIterator<SortedFiles> for SortedFiles {
+    fn from_iter<I: IntoIterator<Item = SortedFiles>>(parts: I) -> Self {
+        let mut all = SortedFiles::default();
+        for part in parts {
+            all.files.extend(part.files);
+            all.entries += part.entries;
+        }
+        all
     }
 }
 
@@ -170,6 +213,61 @@ mod tests {
             backend.get(StateId(1), 2, b"k00999").expect("get"),
             Some(b"v".to_vec())
         );
+    }
+
+    #[test]
+    fn disjoint_ranges_written_on_threads_ingest_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut backend = RocksDbBackend::open(&dir.path().join("db")).expect("open");
+        let parts: Vec<SortedFiles> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0u16..4)
+                .map(|part| {
+                    let scratch = dir.path().join(format!("part-{part}"));
+                    scope.spawn(move || {
+                        RocksDbBackend::write_sorted(&scratch, &mut |sink| {
+                            for kg in part * 10..part * 10 + 10 {
+                                for i in 0..100u32 {
+                                    sink(kg, StateId(2), format!("{i:03}").as_bytes(), b"v")?;
+                                }
+                            }
+                            Ok(())
+                        })
+                        .expect("write")
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(
+            backend.ingest(parts.into_iter().collect()).expect("ingest"),
+            4000
+        );
+        let scanned = backend.scan_state(StateId(2)).expect("scan");
+        assert_eq!(scanned.len(), 4000);
+        assert!(
+            scanned
+                .windows(2)
+                .all(|w| (w[0].0, &w[0].1) < (w[1].0, &w[1].1))
+        );
+        assert_eq!(scanned.last().map(|e| e.0), Some(39));
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_no_files_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scratch = dir.path().join("scratch");
+        let err = RocksDbBackend::write_sorted(&scratch, &mut |sink| {
+            sink(1, StateId(1), b"a", b"")?;
+            Err(Error::Corrupt {
+                reason: "the source broke".into(),
+            })
+        })
+        .expect_err("the fill failed");
+        assert!(err.to_string().contains("the source broke"), "{err}");
+        assert_eq!(std::fs::read_dir(&scratch).expect("scratch").count(), 0);
     }
 
     #[test]
