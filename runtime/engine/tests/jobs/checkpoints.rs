@@ -104,9 +104,15 @@ pub(crate) fn finish(child: Child) -> (bool, String, String) {
 fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
+    // A run lives at most `MAX_RUN_MS` before its kill, so three kills advance the job at most
+    // 7.5 s of rows; the job must hold more than that or it can end before the third kill,
+    // however fast restores get. 4,000 rows/s makes the 40,000 rows last 10 s.
+    const MAX_RUN_MS: i64 = 2_500;
+    const RATE: i64 = 4_000;
+    const _: () = assert!(ROWS * 1_000 / RATE > 3 * MAX_RUN_MS);
     std::fs::write(
         dir.path().join("job.sql"),
-        window_job(&out, 8_000, "SUM", ""),
+        window_job(&out, RATE, "SUM", ""),
     )
     .expect("test file I/O");
     let args = [
@@ -123,7 +129,7 @@ fn crash_loop(checkpoints: &str, env: &[(&str, String)], kills: usize, seed: u64
     let mut killed = 0;
     loop {
         let mut child = spawn(dir.path(), &args, env);
-        let deadline = Instant::now() + Duration::from_millis(rng.range(700, 2_500) as u64);
+        let deadline = Instant::now() + Duration::from_millis(rng.range(700, MAX_RUN_MS) as u64);
         while Instant::now() < deadline && child.try_wait().expect("poll weir").is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -76,7 +76,12 @@ fn an_interval_join_killed_at_random_moments_and_restored_each_time_writes_each_
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("out");
     let checkpoints = format!("file://{}", dir.path().join("ckpt").display());
-    std::fs::write(dir.path().join("job.sql"), interval_job(&out, 5_000)).expect("test file I/O");
+    // Three runs of at most `MAX_RUN_MS` advance the job at most 3.9 s of rows; at 2,000 rows/s
+    // each side lasts 5 s, so the job cannot end before the third kill however fast it restores.
+    const MAX_RUN_MS: i64 = 1_300;
+    const RATE: i64 = 2_000;
+    const _: () = assert!(ROWS * 1_000 / RATE > 3 * MAX_RUN_MS);
+    std::fs::write(dir.path().join("job.sql"), interval_job(&out, RATE)).expect("test file I/O");
     let args = [
         "--parallelism",
         "2",
@@ -92,7 +97,7 @@ fn an_interval_join_killed_at_random_moments_and_restored_each_time_writes_each_
     let mut killed = 0;
     loop {
         let mut child = spawn(dir.path(), &args, &[]);
-        let deadline = Instant::now() + Duration::from_millis(rng.range(500, 1_300) as u64);
+        let deadline = Instant::now() + Duration::from_millis(rng.range(500, MAX_RUN_MS) as u64);
         while Instant::now() < deadline && child.try_wait().expect("poll weir").is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }
