@@ -366,6 +366,7 @@ pub struct JobSummary {
     pub rows_in: u64,
     pub rows_out: u64,
     pub late_rows_dropped: u64,
+    /// From the start to the end, without the time spent waiting for workers' slots.
     pub elapsed: Duration,
     pub cancelled: bool,
     /// Where the savepoint taken on Ctrl-C went.

@@ -9,6 +9,12 @@
 //! `CREDITS` frames per channel wait in memory. Frames are decoded on the receiving task's
 //! thread, not on the network threads.
 //!
+//! A frame is not one message: like Flink's network buffers, it gathers a channel's batches
+//! and the watermarks between them (a watermark assigner splits batches at each watermark,
+//! so batches are often a few hundred rows) until about [`FRAME_BYTES`], and goes out
+//! earlier for a barrier, idleness, the end, after [`FRAME_LINGER`], or when the sending
+//! task runs out of input.
+//!
 //! [`FlowStats`] counts what that bound is about: the frames each receiving channel holds
 //! (and the most it ever held), and the sends that had to wait for a credit. Workers report
 //! them in their heartbeats.
@@ -27,14 +33,14 @@ use weir_rpc::cluster::data_plane_client::DataPlaneClient;
 use weir_rpc::cluster::data_plane_server::DataPlane;
 use weir_rpc::cluster::{CreditGrant, DataFrame, DataPlaneMetrics};
 
-use super::codec;
+use super::codec::{self, FrameBuilder};
 use super::connect::Auth;
 use crate::dataflow::message::Message;
 use crate::dataflow::remote::{Network, RemoteEnvelope, RemoteInput, RemoteSend};
 use crate::error::{Error, Result};
 
 /// Credits per remote channel: frames in flight (sent, not yet taken by the task). With
-/// batches of 8192 rows this bounds what one channel buffers to a few MB.
+/// frames of about [`FRAME_BYTES`] this bounds what one channel buffers to a few MB.
 pub const CREDITS: u32 = 4;
 
 /// Largest frame accepted: a batch of a few hundred MB is a configuration mistake.
@@ -218,7 +224,7 @@ struct Incoming {
 }
 
 impl RemoteInput for Incoming {
-    fn take(self: Box<Self>) -> Result<(u32, Message)> {
+    fn take(self: Box<Self>) -> Result<(u32, Vec<Message>)> {
         let Incoming {
             frame,
             credits,
@@ -236,7 +242,7 @@ impl RemoteInput for Incoming {
             channel: frame.channel,
             credits: 1,
         });
-        Ok((frame.channel, codec::decode(frame.message)?))
+        Ok((frame.channel, codec::decode(frame.messages, frame.batches)?))
     }
 }
 
@@ -317,6 +323,8 @@ impl Network for AttemptNetwork {
             channel,
             cancel: self.cancel.clone(),
             stats: self.stats.clone(),
+            frame: FrameBuilder::default(),
+            since: None,
         }))
     }
 
@@ -467,7 +475,17 @@ impl Gate {
     }
 }
 
-/// One channel's sending end.
+/// A frame is sent once it holds this many bytes of batches: large enough that the per-frame
+/// costs (a credit, an HTTP/2 message, waking the receiver) are small against the rows, small
+/// enough that [`CREDITS`] frames per channel stay a few MB.
+pub const FRAME_BYTES: usize = 1024 * 1024;
+
+/// The longest a message waits in a frame while the task keeps sending (a task that runs out
+/// of input flushes at once).
+pub const FRAME_LINGER: Duration = Duration::from_millis(20);
+
+/// One channel's sending end: messages gather in a frame, which goes out when it is full or
+/// old, when a barrier, idleness or the end joins it, or when the task asks.
 struct LinkSender {
     link: Arc<Link>,
     gate: Arc<Gate>,
@@ -476,10 +494,33 @@ struct LinkSender {
     channel: u32,
     cancel: Arc<AtomicBool>,
     stats: Arc<FlowStats>,
+    frame: FrameBuilder,
+    /// When the frame's first message came.
+    since: Option<Instant>,
 }
 
 impl RemoteSend for LinkSender {
     fn send(&mut self, message: Message) -> Result<Duration> {
+        let mut waited = Duration::ZERO;
+        if let Message::Batch(batch) = &message
+            && !self.frame.accepts(batch)
+        {
+            waited += self.flush()?;
+        }
+        self.frame.push(&message)?;
+        self.since.get_or_insert_with(Instant::now);
+        let full = self.frame.bytes() >= FRAME_BYTES;
+        let old = self.since.is_some_and(|t| t.elapsed() >= FRAME_LINGER);
+        if full || old || !matches!(message, Message::Batch(_) | Message::Watermark(_)) {
+            waited += self.flush()?;
+        }
+        Ok(waited)
+    }
+
+    fn flush(&mut self) -> Result<Duration> {
+        if self.frame.is_empty() {
+            return Ok(Duration::ZERO);
+        }
         let link = &self.link;
         let cancel = &self.cancel;
         let started = Instant::now();
@@ -499,12 +540,15 @@ impl RemoteSend for LinkSender {
             false => Duration::ZERO,
         };
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        let (messages, batches) = self.frame.finish()?;
+        self.since = None;
         let frame = DataFrame {
             sender: String::new(),
             attempt: self.attempt,
             task: self.task,
             channel: self.channel,
-            message: Some(codec::encode(&message)?),
+            messages,
+            batches,
         };
         self.link.frames.blocking_send(frame).map_err(|_| {
             link.error()

@@ -39,6 +39,8 @@ pub struct RemoteLauncher {
     pub stop: Arc<AtomicBool>,
     /// The workers of the current attempt, for checkpoint notifications.
     current: Arc<Mutex<(u64, Vec<String>)>>,
+    /// Time launches spent waiting for slots, summed.
+    waited: Mutex<Duration>,
 }
 
 impl RemoteLauncher {
@@ -48,6 +50,7 @@ impl RemoteLauncher {
             spec,
             stop,
             current: Arc::new(Mutex::new((0, Vec::new()))),
+            waited: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -82,7 +85,12 @@ impl RemoteLauncher {
 
 impl Launcher for RemoteLauncher {
     fn launch(&self, launch: Launch<'_>) -> Result<Box<dyn RunningTasks>> {
-        let placement = self.wait_for_slots(&launch)?;
+        let waiting = Instant::now();
+        let placement = self.wait_for_slots(&launch);
+        if let Ok(mut waited) = self.waited.lock() {
+            *waited += waiting.elapsed();
+        }
+        let placement = placement?;
         let attempt = launch.attempt;
         let workers: Vec<String> = placement
             .iter()
@@ -188,6 +196,10 @@ impl Launcher for RemoteLauncher {
             cancel_sent: Mutex::new(None),
         };
         Ok(Box::new(tasks))
+    }
+
+    fn waited_for_slots(&self) -> Duration {
+        self.waited.lock().map(|w| *w).unwrap_or_default()
     }
 
     fn upload_observer(&self) -> Option<Arc<dyn UploadObserver>> {

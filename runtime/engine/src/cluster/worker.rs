@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use tokio::sync::mpsc;
@@ -40,6 +40,10 @@ use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::remote::Placement;
 use crate::error::{Error, Result};
 use crate::job::launch::{Launch, Launcher, LocalLauncher};
+
+/// The first wait before registering again, and the longest.
+const REGISTER_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub struct WorkerOptions {
     /// The coordinator's address (`http://host:port` or `host:port`).
@@ -121,14 +125,24 @@ pub fn run(options: WorkerOptions, stop: Arc<AtomicBool>) -> Result<()> {
         current: Mutex::new(None),
         outgoing: Mutex::new(None),
     });
+    // Pods start together, so the coordinator is often not up yet: retry soon, then back
+    // off (as Flink's task managers do, 100 ms doubling), and start over after a session.
+    let mut backoff = REGISTER_BACKOFF_FIRST;
     while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
         let session = runtime.block_on(worker.clone().session(&data_address, stop.clone()));
         worker.cancel_current();
         match session {
             Ok(()) => tracing::warn!("the coordinator closed the session; registering again"),
-            Err(e) => tracing::warn!(error = %e, "no session with the coordinator; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "no session with the coordinator; retrying")
+            }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        if started.elapsed() > REGISTER_BACKOFF_MAX {
+            backoff = REGISTER_BACKOFF_FIRST;
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(REGISTER_BACKOFF_MAX);
     }
     worker.cancel_current();
     Ok(())
@@ -210,10 +224,14 @@ impl Worker {
     }
 
     fn send(&self, kind: worker_message::Kind) {
+        self.send_message(message(kind));
+    }
+
+    fn send_message(&self, message: WorkerMessage) {
         if let Ok(outgoing) = self.outgoing.lock()
             && let Some(tx) = outgoing.as_ref()
         {
-            let _ = tx.send(message(kind));
+            let _ = tx.send(message);
         }
     }
 
@@ -365,6 +383,11 @@ impl Worker {
         if failed {
             tracing::warn!(attempt, %error, "attempt failed here");
         }
+        // The last figures go out before the end, on the same ordered stream: a heartbeat
+        // only carries what was counted at its tick, and the job's summary and status must
+        // count every row.
+        let last = self.heartbeat();
+        self.send_message(last);
         if let Ok(mut current) = self.current.lock()
             && current.as_ref().is_some_and(|c| c.attempt == attempt)
         {

@@ -128,6 +128,21 @@ impl OutputEdge {
         }
     }
 
+    /// Send what remote targets buffered (see [`RemoteSend`]); local channels hold nothing.
+    pub fn flush(&mut self) -> Result<()> {
+        for t in &mut self.targets {
+            if let TargetSender::Remote(remote) = &mut t.sender {
+                let waited = remote.flush()?;
+                if let Some(counter) = &self.blocked
+                    && !waited.is_zero()
+                {
+                    counter.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn broadcast(&mut self, message: Message) -> Result<()> {
         if let Message::Watermark(w) = message {
             if w <= self.last_watermark {

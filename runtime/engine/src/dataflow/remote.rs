@@ -8,6 +8,7 @@
 //! [`Network`]; the dataflow only needs these few calls, so tasks, operators and barrier
 //! alignment are the same code in both modes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,19 +19,27 @@ use crate::dataflow::message::Message;
 use crate::error::Result;
 
 /// The sending end of one channel to a task in another process.
+///
+/// Messages may wait in a buffer to travel together (as Flink's network buffers do); the
+/// sender flushes on its own when the buffer is large or old, or holds a barrier, idleness
+/// or the end, and the task calls [`RemoteSend::flush`] when it runs out of input, so
+/// nothing waits for more data that is not coming.
 pub trait RemoteSend: Send {
     /// Send `message`, waiting for a credit when the receiver has none to give: that wait is
     /// the back-pressure of a slow remote task. The answer is how long it waited (counted
     /// as the sending node's back-pressured time, as a wait on a full local channel is).
     fn send(&mut self, message: Message) -> Result<Duration>;
+
+    /// Send what is buffered now; how long it waited for a credit.
+    fn flush(&mut self) -> Result<Duration>;
 }
 
-/// A message from another process, not yet decoded. Decoding happens on the receiving
-/// task's thread (so the network threads only move bytes), and taking the message returns
-/// its credit to the sender.
+/// Messages from another process, not yet decoded. Decoding happens on the receiving task's
+/// thread (so the network threads only move bytes), and taking them returns their credit to
+/// the sender.
 pub trait RemoteInput: Send {
-    /// The channel (in the receiving task's numbering) and the message.
-    fn take(self: Box<Self>) -> Result<(u32, Message)>;
+    /// The channel (in the receiving task's numbering) and its messages, in order.
+    fn take(self: Box<Self>) -> Result<(u32, Vec<Message>)>;
 }
 
 pub type RemoteEnvelope = Box<dyn RemoteInput>;
@@ -62,6 +71,8 @@ impl Placement {
 pub struct Inputs {
     local: Receiver<Envelope>,
     remote: Option<Receiver<RemoteEnvelope>>,
+    /// The rest of the last remote frame taken, served before anything else.
+    taken: VecDeque<Envelope>,
     /// Every local sender is gone (in a distributed job a task may have none at all).
     local_closed: bool,
 }
@@ -79,11 +90,27 @@ impl Inputs {
         Inputs {
             local,
             remote,
+            taken: VecDeque::new(),
             local_closed: false,
         }
     }
 
+    /// Queue a remote frame's messages; the first of them.
+    fn take(&mut self, envelope: RemoteEnvelope) -> Result<Received> {
+        let (channel, messages) = envelope.take()?;
+        self.taken
+            .extend(messages.into_iter().map(|message| (channel, message)));
+        Ok(match self.taken.pop_front() {
+            Some((channel, message)) => Received::Message(channel, message),
+            // An empty frame: nothing to hand over yet.
+            None => Received::Timeout,
+        })
+    }
+
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Received> {
+        if let Some((channel, message)) = self.taken.pop_front() {
+            return Ok(Received::Message(channel, message));
+        }
         let Some(remote) = &self.remote else {
             return Ok(match self.local.recv_timeout(timeout) {
                 Ok((channel, message)) => Received::Message(channel, message),
@@ -92,14 +119,11 @@ impl Inputs {
             });
         };
         if self.local_closed {
-            return Ok(match remote.recv_timeout(timeout) {
-                Ok(envelope) => {
-                    let (channel, message) = envelope.take()?;
-                    Received::Message(channel, message)
-                }
-                Err(RecvTimeoutError::Timeout) => Received::Timeout,
-                Err(RecvTimeoutError::Disconnected) => Received::Disconnected,
-            });
+            return match remote.recv_timeout(timeout) {
+                Ok(envelope) => self.take(envelope),
+                Err(RecvTimeoutError::Timeout) => Ok(Received::Timeout),
+                Err(RecvTimeoutError::Disconnected) => Ok(Received::Disconnected),
+            };
         }
         let mut select = Select::new();
         let local_index = select.recv(&self.local);
@@ -116,10 +140,7 @@ impl Inputs {
                 }
             },
             i if i == remote_index => match ready.recv(remote) {
-                Ok(envelope) => {
-                    let (channel, message) = envelope.take()?;
-                    Ok(Received::Message(channel, message))
-                }
+                Ok(envelope) => self.take(envelope),
                 Err(_) => Ok(Received::Disconnected),
             },
             _ => Ok(Received::Timeout),
@@ -132,12 +153,34 @@ mod tests {
     use super::*;
     use crossbeam_channel::{bounded, unbounded};
 
-    struct Decoded(u32, Message);
+    struct Decoded(u32, Vec<Message>);
 
     impl RemoteInput for Decoded {
-        fn take(self: Box<Self>) -> Result<(u32, Message)> {
+        fn take(self: Box<Self>) -> Result<(u32, Vec<Message>)> {
             Ok((self.0, self.1))
         }
+    }
+
+    #[test]
+    fn a_remote_frame_hands_over_its_messages_one_by_one_in_order() {
+        let (_local_tx, local_rx) = bounded::<Envelope>(1);
+        let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
+        let frame = vec![Message::Watermark(1), Message::Watermark(2), Message::End];
+        remote_tx.send(Box::new(Decoded(4, frame))).expect("send");
+        remote_tx.send(Box::new(Decoded(4, vec![]))).expect("send");
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            match inputs
+                .recv_timeout(Duration::from_millis(20))
+                .expect("recv")
+            {
+                Received::Message(channel, Message::Watermark(w)) => seen.push((channel, w)),
+                Received::Message(channel, Message::End) => seen.push((channel, -1)),
+                _ => {}
+            }
+        }
+        assert_eq!(seen, vec![(4, 1), (4, 2), (4, -1)]);
     }
 
     #[test]
@@ -147,7 +190,7 @@ mod tests {
         let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
         let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         remote_tx
-            .send(Box::new(Decoded(3, Message::Watermark(7))))
+            .send(Box::new(Decoded(3, vec![Message::Watermark(7)])))
             .expect("send");
         let mut seen = None;
         for _ in 0..3 {
@@ -169,7 +212,7 @@ mod tests {
         let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         local_tx.send((0, Message::End)).expect("send");
         remote_tx
-            .send(Box::new(Decoded(1, Message::End)))
+            .send(Box::new(Decoded(1, vec![Message::End])))
             .expect("send");
         let mut channels = Vec::new();
         while channels.len() < 2 {

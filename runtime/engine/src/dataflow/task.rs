@@ -139,6 +139,17 @@ impl Chain {
         }
     }
 
+    /// Send what the outputs to other processes buffered: the task has no more input for
+    /// now, and buffered rows must not wait for input that may not come.
+    fn flush(&mut self) -> Result<()> {
+        if let Tail::Outputs(outputs) = &mut self.tail {
+            for o in outputs {
+                o.flush()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Snapshot every stateful node of the chain; the sink pre-commits.
     fn snapshot(
         &mut self,
@@ -328,6 +339,7 @@ impl Task {
                     self.chain.push_batch(0, 0, batch)?;
                 }
                 SourceEvent::Pending => {
+                    self.chain.flush()?;
                     if let Some(timeout) = self.idle_timeout
                         && !idle
                         && last_data.elapsed() >= timeout
@@ -355,7 +367,7 @@ impl Task {
         while !tracker.all_ended() {
             let (channel, message) = match aligner.released.pop_front() {
                 Some(envelope) => envelope,
-                None => match rx.recv_timeout(Duration::from_millis(100))? {
+                None => match receive(&mut rx, &mut self.chain)? {
                     Received::Message(channel, message) => (channel as usize, message),
                     Received::Timeout => {
                         if self.cancelled() {
@@ -403,6 +415,18 @@ impl Task {
             }
         }
         self.finish(None)
+    }
+}
+
+/// The next input, or a timeout after 100 ms. When none is ready at once, what the chain
+/// buffered for other processes is sent before waiting.
+fn receive(rx: &mut Inputs, chain: &mut Chain) -> Result<Received> {
+    match rx.recv_timeout(Duration::ZERO)? {
+        Received::Timeout => {
+            chain.flush()?;
+            rx.recv_timeout(Duration::from_millis(100))
+        }
+        received => Ok(received),
     }
 }
 

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
@@ -50,6 +51,12 @@ pub trait Launcher {
     /// processes.
     fn upload_observer(&self) -> Option<Arc<dyn UploadObserver>> {
         None
+    }
+
+    /// How long launches so far waited for somewhere to run (workers offering slots): not
+    /// running time, so the job's elapsed time and rate leave it out.
+    fn waited_for_slots(&self) -> Duration {
+        Duration::ZERO
     }
 }
 

@@ -100,7 +100,9 @@ fn run_attempts(
         match attempt_run.run(restorable.take(), &mut next_id) {
             Ok(mut summary) => {
                 summary.restarts = restarts;
-                summary.elapsed = started.elapsed();
+                summary.elapsed = started
+                    .elapsed()
+                    .saturating_sub(launcher.waited_for_slots());
                 if let Ok(stats) = stats.lock() {
                     summary.checkpoints_completed = stats.completed;
                     summary.checkpoints_failed = stats.failed;

@@ -376,7 +376,8 @@ fn prometheus(api: &str) -> String {
 fn a_distributed_job_reports_per_operator_metrics_through_the_api() {
     let job = JobDir::new(4_000);
     let port = free_port();
-    let mut coordinator = job.coordinator(port, 2, &[]);
+    let stats = job.path().join("stats.json");
+    let mut coordinator = job.coordinator(port, 2, &["--stats-json", &stats.display().to_string()]);
     let api = coordinator.line("control API listening on ");
     coordinator.line("coordinator listening on ");
     let workers: Vec<Process> = (0..2).map(|_| job.worker(port, 1)).collect();
@@ -433,6 +434,13 @@ fn a_distributed_job_reports_per_operator_metrics_through_the_api() {
         w.kill();
     }
     assert_same_rows(job.output(), expected(), "committed output");
+    // The summary counts every row the workers read and wrote, not what the last heartbeat
+    // before the end had seen.
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats file"))
+            .expect("stats JSON");
+    assert_eq!(stats["rows_in"], 40_000, "{stats}");
+    assert_eq!(stats["rows_out"], expected().len(), "{stats}");
 }
 
 /// Read a child's stdout slowly — a few hundred bytes at a time — like a consumer that
