@@ -382,18 +382,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let max = v.iter().copied().fold(0.0, f64::max);
             (min, max)
         };
+        // On a shared or virtual machine single runs vary by ±10 %; the median of several
+        // alternating runs is the steadier comparison, the best the optimistic one.
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
         for (v, variant) in variants.iter().enumerate().skip(1) {
             let (without, with) = (&seconds[0], &seconds[v]);
             if without.is_empty() || with.is_empty() {
                 continue;
             }
             let ((a, b), (c, d)) = (range(without), range(with));
+            let (m, n) = (median(without), median(with));
             println!(
-                "{:<15} {}: best {:+.1} % time ({a:.2}-{b:.2} s embedded, {c:.2}-{d:.2} s, \
-                 {} runs each)",
+                "{:<15} {}: best {:+.1} % time, median {:+.1} % ({a:.2}-{b:.2} s, median \
+                 {m:.2} s embedded; {c:.2}-{d:.2} s, median {n:.2} s; {} runs each)",
                 job.name,
                 variant.describe(),
                 (c / a - 1.0) * 100.0,
+                (n / m - 1.0) * 100.0,
                 without.len().min(with.len())
             );
         }

@@ -5,8 +5,8 @@
 use crate::control as pb;
 use crate::error::{Error, Result};
 use crate::model::{
-    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Job, JobState, Operator, Savepoint,
-    SavepointStatus,
+    Checkpoint, CheckpointKind, CheckpointStatus, Checkpoints, Job, JobState, Network, Operator,
+    Savepoint, SavepointStatus,
 };
 
 /// Why a message could not be understood; the client adds the URL.
@@ -71,6 +71,14 @@ pub(crate) fn job_to_proto(job: Job) -> pb::Job {
         last_error: job.last_error,
         num_records_in: job.num_records_in,
         num_records_out: job.num_records_out,
+        network: job.network.map(|n| pb::Network {
+            queued_frames: n.queued_frames,
+            peak_queued_frames_per_channel: n.peak_queued_frames_per_channel,
+            credits_per_channel: n.credits_per_channel,
+            frames_sent: n.frames_sent,
+            frames_received: n.frames_received,
+            credit_waits: n.credit_waits,
+        }),
     }
 }
 
@@ -102,6 +110,14 @@ pub(crate) fn job_from_proto(job: pb::Job) -> Decoded<Job> {
                 current_output_watermark_ms: o.current_output_watermark_ms,
             })
             .collect(),
+        network: job.network.map(|n| Network {
+            queued_frames: n.queued_frames,
+            peak_queued_frames_per_channel: n.peak_queued_frames_per_channel,
+            credits_per_channel: n.credits_per_channel,
+            frames_sent: n.frames_sent,
+            frames_received: n.frames_received,
+            credit_waits: n.credit_waits,
+        }),
     })
 }
 

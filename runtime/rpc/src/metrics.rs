@@ -118,6 +118,11 @@ pub fn render(job: &Job, checkpoints: &Checkpoints) -> String {
                 last.size_bytes,
             ),
             (
+                "weir_job_lastCheckpointAlignmentTime",
+                "Milliseconds the longest barrier alignment of the latest completed checkpoint took.",
+                last.alignment_ms,
+            ),
+            (
                 "weir_job_lastCheckpointId",
                 "The id of the latest completed checkpoint.",
                 Some(last.id),
@@ -128,6 +133,45 @@ pub fn render(job: &Job, checkpoints: &Checkpoints) -> String {
                 family(&mut out, name, help);
                 sample(&mut out, name, &job_labels, value as f64);
             }
+        }
+    }
+
+    if let Some(network) = &job.network {
+        let figures = [
+            (
+                "weir_job_network_queuedFrames",
+                "Frames received from other workers and not yet taken by their task.",
+                network.queued_frames as f64,
+            ),
+            (
+                "weir_job_network_peakQueuedFramesPerChannel",
+                "The most frames one receiving channel held at once (at most its credits).",
+                f64::from(network.peak_queued_frames_per_channel),
+            ),
+            (
+                "weir_job_network_creditsPerChannel",
+                "Credits (frames in flight) each channel between workers has.",
+                f64::from(network.credits_per_channel),
+            ),
+            (
+                "weir_job_network_framesSent",
+                "Frames sent to other workers (this attempt).",
+                network.frames_sent as f64,
+            ),
+            (
+                "weir_job_network_framesReceived",
+                "Frames received from other workers (this attempt).",
+                network.frames_received as f64,
+            ),
+            (
+                "weir_job_network_creditWaits",
+                "Sends that waited for a credit: back-pressure across workers (this attempt).",
+                network.credit_waits as f64,
+            ),
+        ];
+        for (name, help, value) in figures {
+            family(&mut out, name, help);
+            sample(&mut out, name, &job_labels, value);
         }
     }
 

@@ -92,6 +92,24 @@ pub struct Job {
     pub watermark_ms: Option<i64>,
     pub last_error: Option<String>,
     pub operators: Vec<Operator>,
+    /// The data plane between workers, summed over them; `null` for a job in one process.
+    #[serde(default)]
+    pub network: Option<Network>,
+}
+
+/// Flow control of the data plane between workers (`docs/cluster.md`), summed over workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    /// Frames received and not yet taken by their task.
+    pub queued_frames: u64,
+    /// The most frames one receiving channel held at once; never above the credits.
+    pub peak_queued_frames_per_channel: u32,
+    pub credits_per_channel: u32,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// Sends that found no credit and waited for one (back-pressure across workers).
+    pub credit_waits: u64,
 }
 
 /// One node of the job graph, over all its parallel subtasks.

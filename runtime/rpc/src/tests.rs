@@ -78,6 +78,14 @@ impl JobControl for FakeJob {
                 back_pressured_time_ms_per_second: 12.5,
                 current_output_watermark_ms: None,
             }],
+            network: Some(Network {
+                queued_frames: 2,
+                peak_queued_frames_per_channel: 4,
+                credits_per_channel: 4,
+                frames_sent: 100,
+                frames_received: 90,
+                credit_waits: 7,
+            }),
         })
     }
 
@@ -89,7 +97,7 @@ impl JobControl for FakeJob {
             trigger_time_ms: Some(1_700_000_001_000),
             duration_ms: Some(120),
             size_bytes: Some(4096),
-            alignment_ms: None,
+            alignment_ms: Some(3),
             path: Some("file:///tmp/cp/orders/chk-7".into()),
             failure: None,
         };
@@ -244,6 +252,7 @@ fn json_and_grpc_give_the_same_answers() {
     assert_eq!(raw["state"], "RUNNING");
     assert_eq!(raw["operators"][0]["backPressuredTimeMsPerSecond"], 12.5);
     assert!(raw["operators"][0]["currentOutputWatermarkMs"].is_null());
+    assert_eq!(raw["network"]["creditWaits"], 7);
 
     let (status, body) = http(&server, "GET", "/v1/job/checkpoints", Some("tok"), "");
     assert_eq!(status, 200, "{body}");
@@ -476,6 +485,11 @@ fn metrics_are_valid_prometheus_text() {
         "weir_job_numberOfFailedCheckpoints{job_id=\"orders\"} 1",
         "weir_job_lastCheckpointDuration{job_id=\"orders\"} 120",
         "weir_job_lastCheckpointSize{job_id=\"orders\"} 4096",
+        "weir_job_lastCheckpointAlignmentTime{job_id=\"orders\"} 3",
+        "weir_job_network_queuedFrames{job_id=\"orders\"} 2",
+        "weir_job_network_peakQueuedFramesPerChannel{job_id=\"orders\"} 4",
+        "weir_job_network_creditsPerChannel{job_id=\"orders\"} 4",
+        "weir_job_network_creditWaits{job_id=\"orders\"} 7",
         "weir_job_numRestarts{job_id=\"orders\"} 1",
         "weir_job_state{job_id=\"orders\",state=\"RUNNING\"} 1",
         "weir_job_currentOutputWatermark{job_id=\"orders\"} 1700000000500",

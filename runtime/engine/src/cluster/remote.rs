@@ -18,6 +18,7 @@ use weir_rpc::cluster::{
     CancelAttempt, CheckpointComplete, CoordinatorMessage, Deploy, SnapshotDestination,
     TriggerBarrier, coordinator_message,
 };
+use weir_rpc::model::Network;
 
 use super::data_plane::CREDITS;
 use super::registry::{Registry, Report};
@@ -354,11 +355,35 @@ impl RemoteTasks {
                 self.metrics.set_sink_watermark(*index, *watermark);
             }
         }
+        if let Some(network) = network_totals(&reports) {
+            self.metrics.set_network(network);
+        }
         for node in operator_totals(&reports) {
             let parallelism = self.parallelism.get(&node.uid).copied().unwrap_or(1);
             self.metrics.merge_node(&node, parallelism);
         }
     }
+}
+
+/// The workers' data planes together: queues and counters summed, the largest per-channel
+/// peak; `None` before any worker reported one.
+fn network_totals(reports: &[Report]) -> Option<Network> {
+    let mut planes = reports
+        .iter()
+        .filter_map(|r| r.data_plane.as_ref())
+        .peekable();
+    planes.peek()?;
+    Some(planes.fold(Network::default(), |mut n, d| {
+        n.queued_frames += d.queued_frames;
+        n.peak_queued_frames_per_channel = n
+            .peak_queued_frames_per_channel
+            .max(d.peak_queued_frames_per_channel);
+        n.credits_per_channel = n.credits_per_channel.max(d.credits);
+        n.frames_sent += d.frames_sent;
+        n.frames_received += d.frames_received;
+        n.credit_waits += d.credit_waits;
+        n
+    }))
 }
 
 /// Per operator, its figures summed over the workers' reports, with every subtask's

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use weir_rpc::model::Network;
+
 use crate::checkpoint::NodeRef;
 use crate::dataflow::message::Timestamp;
 use crate::dataflow::task::{Chain, Head, Tail};
@@ -32,6 +34,8 @@ struct Shared {
     sink_watermarks: Vec<AtomicI64>,
     /// Per node uid, registered by its tasks as they start.
     nodes: Mutex<BTreeMap<String, Arc<NodeMetrics>>>,
+    /// A distributed job's data plane, summed over its workers' latest heartbeats.
+    network: Mutex<Option<Network>>,
 }
 
 /// One node's counters over all its subtasks.
@@ -87,6 +91,7 @@ impl JobMetrics {
                     .map(|_| AtomicI64::new(Timestamp::MIN))
                     .collect(),
                 nodes: Mutex::new(BTreeMap::new()),
+                network: Mutex::new(None),
             }),
             chain: None,
         }
@@ -188,6 +193,24 @@ impl JobMetrics {
         let chain = self.chain.as_ref()?;
         let (node, _) = chain.operators.last().or(chain.source.as_ref())?;
         Some(node.back_pressured.clone())
+    }
+
+    /// Record the data plane's figures (a distributed job's coordinator does, from heartbeats).
+    pub fn set_network(&self, network: Network) {
+        *self
+            .shared
+            .network
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(network);
+    }
+
+    /// The data plane's figures; `None` for a job in one process.
+    pub fn network(&self) -> Option<Network> {
+        *self
+            .shared
+            .network
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn rows_in(&self) -> u64 {

@@ -267,6 +267,18 @@ pub fn status_table(job: &Job) -> String {
     if let Some(error) = &job.last_error {
         out.push_str(&format!("last error: {error}\n"));
     }
+    if let Some(n) = &job.network {
+        out.push_str(&format!(
+            "network: frames sent {}  received {}  queued {}  peak per channel {} of {} credits  \
+             credit waits {}\n",
+            n.frames_sent,
+            n.frames_received,
+            n.queued_frames,
+            n.peak_queued_frames_per_channel,
+            n.credits_per_channel,
+            n.credit_waits,
+        ));
+    }
     out.push_str(&format!(
         "\n{:<48} {:>4} {:>14} {:>14} {:>9}  WATERMARK\n",
         "OPERATOR", "PAR", "RECORDS IN", "RECORDS OUT", "BP ms/s"

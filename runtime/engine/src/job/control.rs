@@ -344,6 +344,7 @@ impl weir_rpc::JobControl for LiveJob {
             watermark_ms: metrics.as_ref().and_then(|m| m.watermark()),
             last_error: s.last_error.clone(),
             operators,
+            network: metrics.as_ref().and_then(|m| m.network()),
         })
     }
 

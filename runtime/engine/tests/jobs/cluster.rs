@@ -587,6 +587,29 @@ fn a_slow_sink_throttles_the_sources_through_the_credits() {
         );
     }
     assert!(peak >= 1, "the data plane never held a frame");
+    // The same flow control through the control API and /metrics.
+    let network = job_status(&api)["network"].clone();
+    assert_eq!(network["creditsPerChannel"], CREDITS, "{network}");
+    let peak_reported = network["peakQueuedFramesPerChannel"].as_u64().unwrap_or(0);
+    assert!((1..=CREDITS).contains(&peak_reported), "{network}");
+    assert!(
+        network["creditWaits"].as_u64().unwrap_or(0) > 0,
+        "{network}"
+    );
+    let metrics = prometheus(&api);
+    let peak_line = metrics
+        .lines()
+        .find(|l| l.starts_with("weir_job_network_peakQueuedFramesPerChannel{"))
+        .unwrap_or_else(|| panic!("no data-plane peak in:\n{metrics}"));
+    let peak_metric: f64 = peak_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a value");
+    assert!(
+        peak_metric >= 1.0 && peak_metric <= CREDITS as f64,
+        "{peak_line}"
+    );
     coordinator.kill();
     for w in workers.drain(..) {
         w.kill();
