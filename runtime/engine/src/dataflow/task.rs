@@ -364,6 +364,9 @@ impl Task {
     fn run_input(&mut self, mut rx: Inputs, inputs: Vec<usize>) -> Result<()> {
         let mut tracker = WatermarkTracker::new(inputs.len());
         let mut aligner = Aligner::new(inputs.len());
+        // How far apart the input channels' watermarks got: the event time the operators had
+        // to keep open state for beyond the slowest input (sources running at different speeds).
+        let mut max_spread: Timestamp = 0;
         while !tracker.all_ended() {
             let (channel, message) = match aligner.released.pop_front() {
                 Some(envelope) => envelope,
@@ -393,7 +396,11 @@ impl Task {
                     self.chain.push_batch(0, inputs[channel], batch)?;
                     None
                 }
-                Message::Watermark(w) => tracker.on_watermark(channel, w),
+                Message::Watermark(w) => {
+                    let advanced = tracker.on_watermark(channel, w);
+                    max_spread = max_spread.max(tracker.spread());
+                    advanced
+                }
                 Message::Idle => tracker.on_idle(channel),
                 Message::End => {
                     let advanced = tracker.on_end(channel);
@@ -414,6 +421,11 @@ impl Task {
                 self.chain.push_watermark(0, w)?;
             }
         }
+        tracing::debug!(
+            task = %self.name,
+            max_input_watermark_spread_ms = max_spread,
+            "inputs ended"
+        );
         self.finish(None)
     }
 }

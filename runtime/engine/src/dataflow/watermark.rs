@@ -61,6 +61,20 @@ impl WatermarkTracker {
         self.advance()
     }
 
+    /// How far the most advanced live channel's watermark is ahead of the least advanced
+    /// one's (0 with fewer than two live channels that have a watermark).
+    pub fn spread(&self) -> Timestamp {
+        let live = self
+            .channels
+            .iter()
+            .filter(|c| !c.ended && !c.idle)
+            .filter(|c| c.watermark != Timestamp::MIN && c.watermark < MAX_WATERMARK);
+        let (min, max) = live.fold((Timestamp::MAX, Timestamp::MIN), |(lo, hi), c| {
+            (lo.min(c.watermark), hi.max(c.watermark))
+        });
+        if min > max { 0 } else { max - min }
+    }
+
     pub fn on_idle(&mut self, channel: usize) -> Option<Timestamp> {
         self.channels[channel].idle = true;
         self.advance()
@@ -119,6 +133,20 @@ mod tests {
             None,
             "channel 1 is active again at MIN"
         );
+    }
+
+    #[test]
+    fn spread_is_between_live_channels_with_a_watermark() {
+        let mut t = WatermarkTracker::new(3);
+        assert_eq!(t.spread(), 0, "no watermark yet");
+        t.on_watermark(0, 100);
+        assert_eq!(t.spread(), 0, "one channel alone");
+        t.on_watermark(1, 350);
+        assert_eq!(t.spread(), 250);
+        t.on_idle(0);
+        assert_eq!(t.spread(), 0, "idle channels do not count");
+        t.on_watermark(2, MAX_WATERMARK);
+        assert_eq!(t.spread(), 0, "the end-of-input watermark does not count");
     }
 
     #[test]

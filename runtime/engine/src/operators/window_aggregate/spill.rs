@@ -5,8 +5,8 @@
 //! `v` with its sign bit flipped, big-endian, so keys sort by window; the value is the slot's
 //! accumulator state. The round suffix keeps the partial states of an entry spilled more than
 //! once apart, so spilling never reads. A window's entries are found with one prefix scan
-//! (`order(end) ++ order(start)`) per key group it spilled to, and deleted with one
-//! `delete_range` over that prefix per key group when the window fires.
+//! (`order(end) ++ order(start)`) per key group it spilled to, and deleted entry by entry in
+//! one batch when the window fires (see [`restore_spilled`] for why not by range).
 //!
 //! Checkpoints do not spill (see [`super::snapshot`]); the copies a checkpoint leaves in the
 //! backend beside spilled windows become spilled entries when the job is restored.
@@ -129,7 +129,12 @@ pub(super) fn spill_down_to(
 }
 
 /// Merge the spilled partial states of window (`end`, `start`) into `groups` (allocating slots
-/// for keys that are only spilled) and delete them from the backend (a range per key group).
+/// for keys that are only spilled) and delete them from the backend.
+///
+/// The entries are deleted one by one, in one batch, not with a range deletion per key group:
+/// RocksDB fragments every range tombstone in the memtable again for each new iterator, so
+/// with a range per key group per fired window each later scan grew slower (a window job whose
+/// sources drifted apart spent most of its time in `FragmentTombstones`).
 pub(super) fn restore_spilled(
     store: &mut Store,
     core: &mut Core,
@@ -139,27 +144,29 @@ pub(super) fn restore_spilled(
     groups: &mut KeyMap<u32>,
 ) -> Result<()> {
     let prefix = window_prefix(end, start);
-    let prefix_end = weir_state::prefix_successor(&prefix);
+    let mut deletes = Vec::new();
     for &key_group in key_groups {
         for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
-            if k.len() < prefix.len() + SPILL_SUFFIX {
-                continue;
+            if k.len() >= prefix.len() + SPILL_SUFFIX {
+                let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
+                let slot = match groups.get(key) {
+                    Some(&slot) => slot,
+                    None => {
+                        let slot = core.alloc(key_group);
+                        groups.insert(key, slot);
+                        slot
+                    }
+                };
+                core.accs.merge_encoded(slot, &value)?;
             }
-            let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
-            let slot = match groups.get(key) {
-                Some(&slot) => slot,
-                None => {
-                    let slot = core.alloc(key_group);
-                    groups.insert(key, slot);
-                    slot
-                }
-            };
-            core.accs.merge_encoded(slot, &value)?;
+            deletes.push(WriteOp::Delete {
+                state: store.id,
+                key_group,
+                key: k,
+            });
         }
-        store
-            .backend
-            .delete_range(store.id, key_group, &prefix, prefix_end.as_deref())?;
     }
+    store.backend.write_batch(deletes)?;
     Ok(())
 }
 
