@@ -372,6 +372,18 @@ fn prometheus(api: &str) -> String {
     answer
 }
 
+/// The value of the first sample in the exposition `metrics` whose line `matches`.
+fn sample(metrics: &str, matches: impl Fn(&str) -> bool) -> f64 {
+    let line = metrics
+        .lines()
+        .find(|l| matches(l))
+        .unwrap_or_else(|| panic!("no such sample in:\n{metrics}"));
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {line}"))
+}
+
 #[test]
 fn a_distributed_job_reports_per_operator_metrics_through_the_api() {
     let job = JobDir::new(4_000);
@@ -415,19 +427,11 @@ fn a_distributed_job_reports_per_operator_metrics_through_the_api() {
     );
     let metrics = prometheus(&api);
     let source_uid = source["uid"].as_str().expect("uid");
-    let line = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("weir_operator_numRecordsOut{")
-                && l.contains(&format!("operator_uid=\"{source_uid}\""))
-        })
-        .unwrap_or_else(|| panic!("no numRecordsOut of the source in:\n{metrics}"));
-    let value: f64 = line
-        .rsplit(' ')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("a value");
-    assert!(value > 0.0, "{line}");
+    let value = sample(&metrics, |l| {
+        l.starts_with("weir_operator_numRecordsOut{")
+            && l.contains(&format!("operator_uid=\"{source_uid}\""))
+    });
+    assert!(value > 0.0, "source numRecordsOut {value}");
     let (ok, _, stderr) = coordinator.finish(Duration::from_secs(120));
     assert!(ok, "the coordinator failed:\n{stderr}");
     for w in workers {
@@ -596,19 +600,12 @@ fn a_slow_sink_throttles_the_sources_through_the_credits() {
         network["creditWaits"].as_u64().unwrap_or(0) > 0,
         "{network}"
     );
-    let metrics = prometheus(&api);
-    let peak_line = metrics
-        .lines()
-        .find(|l| l.starts_with("weir_job_network_peakQueuedFramesPerChannel{"))
-        .unwrap_or_else(|| panic!("no data-plane peak in:\n{metrics}"));
-    let peak_metric: f64 = peak_line
-        .rsplit(' ')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("a value");
+    let peak_metric = sample(&prometheus(&api), |l| {
+        l.starts_with("weir_job_network_peakQueuedFramesPerChannel{")
+    });
     assert!(
         peak_metric >= 1.0 && peak_metric <= CREDITS as f64,
-        "{peak_line}"
+        "weir_job_network_peakQueuedFramesPerChannel {peak_metric}"
     );
     coordinator.kill();
     for w in workers.drain(..) {

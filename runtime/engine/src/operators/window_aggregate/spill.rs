@@ -146,25 +146,23 @@ pub(super) fn restore_spilled(
     let prefix = window_prefix(end, start);
     let mut deletes = Vec::new();
     for &key_group in key_groups {
-        for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
-            if k.len() >= prefix.len() + SPILL_SUFFIX {
-                let key = &k[prefix.len()..k.len() - SPILL_SUFFIX];
-                let slot = match groups.get(key) {
+        merge_spilled(
+            store,
+            core,
+            key_group,
+            &prefix,
+            &mut deletes,
+            |core, key| {
+                Some(match groups.get(key) {
                     Some(&slot) => slot,
                     None => {
                         let slot = core.alloc(key_group);
                         groups.insert(key, slot);
                         slot
                     }
-                };
-                core.accs.merge_encoded(slot, &value)?;
-            }
-            deletes.push(WriteOp::Delete {
-                state: store.id,
-                key_group,
-                key: k,
-            });
-        }
+                })
+            },
+        )?;
     }
     store.backend.write_batch(deletes)?;
     Ok(())
@@ -183,11 +181,32 @@ pub(super) fn restore_spilled_key(
     let mut prefix = window_prefix(end, start);
     prefix.extend_from_slice(key);
     let mut deletes = Vec::new();
-    for (k, value) in store.backend.scan_prefix(store.id, key_group, &prefix)? {
-        // Only this key, not a longer key that starts with the same bytes.
-        if k.len() != prefix.len() + SPILL_SUFFIX {
+    // Only this key, not a longer key that starts with the same bytes.
+    merge_spilled(store, core, key_group, &prefix, &mut deletes, |_, rest| {
+        rest.is_empty().then_some(slot)
+    })?;
+    store.backend.write_batch(deletes)?;
+    Ok(())
+}
+
+/// Merge each spilled entry under `prefix` in `key_group` into the slot `slot_of` gives for
+/// its key bytes after the prefix (entries it gives none are left alone), and queue the
+/// merged entries' deletion.
+fn merge_spilled(
+    store: &Store,
+    core: &mut Core,
+    key_group: KeyGroup,
+    prefix: &[u8],
+    deletes: &mut Vec<WriteOp>,
+    mut slot_of: impl FnMut(&mut Core, &[u8]) -> Option<u32>,
+) -> Result<()> {
+    for (k, value) in store.backend.scan_prefix(store.id, key_group, prefix)? {
+        if k.len() < prefix.len() + SPILL_SUFFIX {
             continue;
         }
+        let Some(slot) = slot_of(core, &k[prefix.len()..k.len() - SPILL_SUFFIX]) else {
+            continue;
+        };
         core.accs.merge_encoded(slot, &value)?;
         deletes.push(WriteOp::Delete {
             state: store.id,
@@ -195,7 +214,6 @@ pub(super) fn restore_spilled_key(
             key: k,
         });
     }
-    store.backend.write_batch(deletes)?;
     Ok(())
 }
 
