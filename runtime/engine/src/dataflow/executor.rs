@@ -22,6 +22,7 @@ use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::operator::{Operator, TaskInfo};
 use crate::dataflow::remote::{Inputs, Placement};
+use crate::dataflow::start_gate::StartGate;
 use crate::dataflow::state::StateProvider;
 use crate::dataflow::task::{Chain, Head, Tail, Task, TaskCheckpointing};
 use crate::error::{Error, Result};
@@ -341,11 +342,22 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     uploads: uploads.clone(),
                     scratch: config.state.scratch_dir(),
                 }),
+                start_gate: None,
             });
         }
     }
     drop(senders);
 
+    let sources = tasks
+        .iter()
+        .filter(|t| matches!(t.head, Head::Source { .. }))
+        .count();
+    let gate = Arc::new(StartGate::new(sources));
+    for task in &mut tasks {
+        if matches!(task.head, Head::Source { .. }) {
+            task.start_gate = Some(gate.clone());
+        }
+    }
     let mut handles = Vec::new();
     for task in tasks {
         let error = error.clone();

@@ -9,6 +9,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod remote;
+pub mod start_gate;
 pub mod state;
 pub mod task;
 pub mod watermark;

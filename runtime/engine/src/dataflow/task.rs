@@ -23,6 +23,7 @@ use crate::dataflow::message::{Barrier, MAX_WATERMARK, Message, Timestamp};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::operator::{Emitted, Operator, Output, SnapshotContext};
 use crate::dataflow::remote::{Inputs, Received};
+use crate::dataflow::start_gate::{START_WAIT, StartGate};
 use crate::dataflow::watermark::WatermarkTracker;
 use crate::error::{Error, Result};
 
@@ -198,6 +199,8 @@ pub(crate) struct Task {
     pub cancel: Arc<AtomicBool>,
     pub idle_timeout: Option<Duration>,
     pub checkpointing: Option<TaskCheckpointing>,
+    /// Shared by the process's source tasks (see [`StartGate`]); `None` for other tasks.
+    pub start_gate: Option<Arc<StartGate>>,
 }
 
 impl Task {
@@ -305,6 +308,14 @@ impl Task {
         node: NodeRef,
         triggers: Option<Receiver<Trigger>>,
     ) -> Result<()> {
+        // An empty source ends before any source emits (see `StartGate`); the others start
+        // together once every source task polled once.
+        let first = source.poll_next();
+        let ends_at_once = matches!(first, Ok(SourceEvent::End));
+        if !ends_at_once {
+            self.pass_start_gate();
+        }
+        let mut first = Some(first);
         let mut last_data = Instant::now();
         let mut idle = false;
         let mut stopped = false;
@@ -331,7 +342,11 @@ impl Task {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
-            match source.poll_next()? {
+            let event = match first.take() {
+                Some(event) => event?,
+                None => source.poll_next()?,
+            };
+            match event {
                 SourceEvent::Batch(batch) => {
                     last_data = Instant::now();
                     idle = false;
@@ -358,7 +373,17 @@ impl Task {
             Some(_) => source.snapshot_splits()?,
             None => Vec::new(),
         };
-        self.finish(Some((node, splits)))
+        let finished = self.finish(Some((node, splits)));
+        if ends_at_once {
+            self.pass_start_gate();
+        }
+        finished
+    }
+
+    fn pass_start_gate(&mut self) {
+        if let Some(gate) = self.start_gate.take() {
+            gate.arrive_and_wait(START_WAIT);
+        }
     }
 
     fn run_input(&mut self, mut rx: Inputs, inputs: Vec<usize>) -> Result<()> {
