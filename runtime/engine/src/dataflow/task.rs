@@ -391,6 +391,8 @@ impl Task {
         let mut aligner = Aligner::new(inputs.len());
         // How far apart the input channels' watermarks got: the event time the operators had
         // to keep open state for beyond the slowest input (sources running at different speeds).
+        // Only followed when it will be logged: it is a pass over the channels per watermark.
+        let follow_spread = tracing::enabled!(tracing::Level::DEBUG);
         let mut max_spread: Timestamp = 0;
         while !tracker.all_ended() {
             let (channel, message) = match aligner.released.pop_front() {
@@ -423,7 +425,9 @@ impl Task {
                 }
                 Message::Watermark(w) => {
                     let advanced = tracker.on_watermark(channel, w);
-                    max_spread = max_spread.max(tracker.spread());
+                    if follow_spread {
+                        max_spread = max_spread.max(tracker.spread());
+                    }
                     advanced
                 }
                 Message::Idle => tracker.on_idle(channel),
@@ -446,11 +450,13 @@ impl Task {
                 self.chain.push_watermark(0, w)?;
             }
         }
-        tracing::debug!(
-            task = %self.name,
-            max_input_watermark_spread_ms = max_spread,
-            "inputs ended"
-        );
+        if follow_spread {
+            tracing::debug!(
+                task = %self.name,
+                max_input_watermark_spread_ms = max_spread,
+                "inputs ended"
+            );
+        }
         self.finish(None)
     }
 }
