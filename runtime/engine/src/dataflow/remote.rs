@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, TryRecvError};
 
 use crate::dataflow::exchange::Envelope;
 use crate::dataflow::message::Message;
@@ -75,6 +75,8 @@ pub struct Inputs {
     taken: VecDeque<Envelope>,
     /// Every local sender is gone (in a distributed job a task may have none at all).
     local_closed: bool,
+    /// The local queue goes next while a remote frame is being served.
+    local_turn: bool,
 }
 
 /// One receive on a task's inputs.
@@ -92,6 +94,7 @@ impl Inputs {
             remote,
             taken: VecDeque::new(),
             local_closed: false,
+            local_turn: false,
         }
     }
 
@@ -100,6 +103,8 @@ impl Inputs {
         let (channel, messages) = envelope.take()?;
         self.taken
             .extend(messages.into_iter().map(|message| (channel, message)));
+        // The frame's first message is the remote queue's turn.
+        self.local_turn = true;
         Ok(match self.taken.pop_front() {
             Some((channel, message)) => Received::Message(channel, message),
             // An empty frame: nothing to hand over yet.
@@ -108,8 +113,24 @@ impl Inputs {
     }
 
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Received> {
-        if let Some((channel, message)) = self.taken.pop_front() {
-            return Ok(Received::Message(channel, message));
+        if !self.taken.is_empty() {
+            // A frame's messages take turns with the local queue's, one for one. Served
+            // first, a frame (up to a megabyte of batches) would give the upstream across the
+            // network many times the share of a local one, and two unthrottled sources, each
+            // favoured by the task in the other's worker, drift apart in event time; the
+            // windows open between them then outgrow memory.
+            if self.local_turn && !self.local_closed {
+                self.local_turn = false;
+                match self.local.try_recv() {
+                    Ok((channel, message)) => return Ok(Received::Message(channel, message)),
+                    Err(TryRecvError::Disconnected) => self.local_closed = true,
+                    Err(TryRecvError::Empty) => {}
+                }
+            }
+            self.local_turn = true;
+            if let Some((channel, message)) = self.taken.pop_front() {
+                return Ok(Received::Message(channel, message));
+            }
         }
         let Some(remote) = &self.remote else {
             return Ok(match self.local.recv_timeout(timeout) {
@@ -203,6 +224,41 @@ mod tests {
             }
         }
         assert_eq!(seen, Some((3, 7)));
+    }
+
+    #[test]
+    fn a_remote_frame_takes_turns_with_the_local_queue_message_for_message() {
+        let (local_tx, local_rx) = bounded::<Envelope>(8);
+        let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
+        let frame = (1..=4).map(Message::Watermark).collect();
+        remote_tx.send(Box::new(Decoded(1, frame))).expect("send");
+        // Wait until the frame is being served before the local messages come.
+        let first = loop {
+            if let Received::Message(channel, Message::Watermark(w)) = inputs
+                .recv_timeout(Duration::from_millis(50))
+                .expect("recv")
+            {
+                break (channel, w);
+            }
+        };
+        for w in 11..=14 {
+            local_tx.send((0, Message::Watermark(w))).expect("send");
+        }
+        let mut seen = vec![first];
+        while seen.len() < 8 {
+            if let Received::Message(channel, Message::Watermark(w)) = inputs
+                .recv_timeout(Duration::from_millis(50))
+                .expect("recv")
+            {
+                seen.push((channel, w));
+            }
+        }
+        // Served whole, the frame would come first: 1, 2, 3, 4, 11, …
+        assert_eq!(
+            seen,
+            vec![(1, 1), (0, 11), (1, 2), (0, 12), (1, 3), (0, 13), (1, 4), (0, 14)]
+        );
     }
 
     #[test]
