@@ -67,8 +67,10 @@ fn window_join_writes_buffered_rows_at_checkpoints_only_and_deletes_them_when_fi
     let mut op = join(false);
     let mut out = Output::default();
     let (end, next) = (BASE + SIZE, BASE + 2 * SIZE);
-    op.process_batch(0, batch(&[row(1, "a", end)], None), &mut out).unwrap();
-    op.process_batch(1, batch(&[row(1, "b", next)], None), &mut out).unwrap();
+    op.process_batch(0, batch(&[row(1, "a", end)], None), &mut out)
+        .unwrap();
+    op.process_batch(1, batch(&[row(1, "b", next)], None), &mut out)
+        .unwrap();
     op.process_watermark(end - 2, &mut out).unwrap();
     // Watermarks write nothing: a window that fires before the next checkpoint never
     // reaches the backend.
@@ -77,14 +79,16 @@ fn window_join_writes_buffered_rows_at_checkpoints_only_and_deletes_them_when_fi
     snapshot(&mut op, 1);
     assert_eq!(op.backend.scan_state(StateId(9)).unwrap().len(), 2);
     // A second checkpoint writes only what came since.
-    op.process_batch(0, batch(&[row(2, "c", next)], None), &mut out).unwrap();
+    op.process_batch(0, batch(&[row(2, "c", next)], None), &mut out)
+        .unwrap();
     snapshot(&mut op, 2);
     assert_eq!(op.backend.scan_state(StateId(9)).unwrap().len(), 3);
 
     // The first window fires: its written row goes at the next checkpoint; the row of the
     // still-open window stays.
     op.process_watermark(end - 1, &mut out).unwrap();
-    op.process_batch(0, batch(&[row(3, "d", end + 5 * SIZE)], None), &mut out).unwrap();
+    op.process_batch(0, batch(&[row(3, "d", end + 5 * SIZE)], None), &mut out)
+        .unwrap();
     op.process_watermark(end, &mut out).unwrap();
     snapshot(&mut op, 3);
     assert_eq!(op.backend.scan_state(StateId(9)).unwrap().len(), 3);
