@@ -224,6 +224,7 @@ impl Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataflow::message::Timestamp;
     use crossbeam_channel::{bounded, unbounded};
 
     struct Decoded(u32, Vec<Message>);
@@ -232,6 +233,20 @@ mod tests {
         fn take(self: Box<Self>) -> Result<(u32, Vec<Message>)> {
             Ok((self.0, self.1))
         }
+    }
+
+    /// The next `n` watermarks the inputs hand over, with their channels.
+    fn watermarks(inputs: &mut Inputs, n: usize) -> Vec<(u32, Timestamp)> {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            if let Received::Message(channel, Message::Watermark(w)) = inputs
+                .recv_timeout(Duration::from_millis(50))
+                .expect("recv")
+            {
+                seen.push((channel, w));
+            }
+        }
+        seen
     }
 
     #[test]
@@ -285,27 +300,12 @@ mod tests {
         let mut inputs = Inputs::new(vec![local_rx], Some(remote_rx));
         let frame = (1..=4).map(Message::Watermark).collect();
         remote_tx.send(Box::new(Decoded(1, frame))).expect("send");
-        // Wait until the frame is being served before the local messages come.
-        let first = loop {
-            if let Received::Message(channel, Message::Watermark(w)) = inputs
-                .recv_timeout(Duration::from_millis(50))
-                .expect("recv")
-            {
-                break (channel, w);
-            }
-        };
+        // The frame is being served before the local messages come.
+        let mut seen = watermarks(&mut inputs, 1);
         for w in 11..=14 {
             local_tx.send((0, Message::Watermark(w))).expect("send");
         }
-        let mut seen = vec![first];
-        while seen.len() < 8 {
-            if let Received::Message(channel, Message::Watermark(w)) = inputs
-                .recv_timeout(Duration::from_millis(50))
-                .expect("recv")
-            {
-                seen.push((channel, w));
-            }
-        }
+        seen.extend(watermarks(&mut inputs, 7));
         // Served whole, the frame would come first: 1, 2, 3, 4, 11, …
         assert_eq!(
             seen,
@@ -337,15 +337,7 @@ mod tests {
         let (first, second, third) = (senders.next(), senders.next(), senders.next());
         drop(third);
         let mut inputs = Inputs::new(receivers, None);
-        let mut seen = Vec::new();
-        while seen.len() < 6 {
-            if let Received::Message(channel, Message::Watermark(w)) = inputs
-                .recv_timeout(Duration::from_millis(50))
-                .expect("recv")
-            {
-                seen.push((channel, w));
-            }
-        }
+        let seen = watermarks(&mut inputs, 6);
         // Queued first, channel 0's messages would all come before channel 1's.
         assert_eq!(
             seen,
