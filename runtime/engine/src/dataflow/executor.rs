@@ -27,15 +27,11 @@ use crate::dataflow::state::StateProvider;
 use crate::dataflow::task::{Chain, Head, Tail, Task, TaskCheckpointing};
 use crate::error::{Error, Result};
 
-/// The fewest messages one input channel holds: a batch and its watermark, twice.
-pub const MIN_CHANNEL_CAPACITY: usize = 4;
-
 #[derive(Clone)]
 pub struct ExecutionConfig {
     /// Rows per batch a source should produce.
     pub batch_size: usize,
-    /// Messages a task's input channels hold together before senders block (split over the
-    /// channels, at least [`MIN_CHANNEL_CAPACITY`] each).
+    /// Messages a task's input channel holds before senders block.
     pub channel_capacity: usize,
     /// `table.exec.source.idle-timeout`: a source with no data for this long is marked idle.
     pub idle_timeout: Option<Duration>,
@@ -116,13 +112,10 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         None => true,
     };
 
-    // Input channels: for each chain head with inputs, per subtask, one bounded queue per
-    // channel (as Flink's input gates), so a task reads its upstreams in turn and a fast one
-    // cannot take the room of a slow one; channel ids numbered over the head's in-edges
-    // (forward: one per edge; otherwise one per upstream subtask).
-    let mut receivers: HashMap<(usize, usize), Vec<Receiver<Envelope>>> = HashMap::new();
-    let mut senders: HashMap<(usize, usize), Vec<crossbeam_channel::Sender<Envelope>>> =
-        HashMap::new();
+    // Input channels: for each chain head with inputs, per subtask, one receiver; channel ids
+    // numbered over the head's in-edges (forward: one per edge; otherwise one per upstream subtask).
+    let mut receivers: HashMap<(usize, usize), Receiver<Envelope>> = HashMap::new();
+    let mut senders: HashMap<(usize, usize), crossbeam_channel::Sender<Envelope>> = HashMap::new();
     // (edge index) -> base channel id at the target head
     let mut edge_base: HashMap<usize, u32> = HashMap::new();
     // chain index -> number of input channels and the input index of each
@@ -148,9 +141,7 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                 if !is_local(ci, subtask) {
                     continue;
                 }
-                let capacity = (config.channel_capacity / inputs.len()).max(MIN_CHANNEL_CAPACITY);
-                let (tx, rx): (Vec<_>, Vec<_>) =
-                    (0..inputs.len()).map(|_| bounded(capacity)).unzip();
+                let (tx, rx) = bounded(config.channel_capacity);
                 senders.insert((ci, subtask), tx);
                 receivers.insert((ci, subtask), rx);
             }
@@ -258,10 +249,7 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                         let base = edge_base[&ei];
                         let target_parallelism = graph.nodes[edge.to].parallelism;
                         let target = |d: usize, channel: u32| -> Result<Target> {
-                            let local = senders
-                                .get(&(target_chain, d))
-                                .and_then(|queues| queues.get(channel as usize));
-                            let sender = match local {
+                            let sender = match senders.get(&(target_chain, d)) {
                                 Some(local) => TargetSender::Local(local.clone()),
                                 None => match &config.placement {
                                     Some(p) => TargetSender::Remote(

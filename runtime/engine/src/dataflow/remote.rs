@@ -66,25 +66,16 @@ impl Placement {
     }
 }
 
-/// What a task with input channels receives from: a bounded queue per channel from tasks in
-/// this process and, in a distributed job, its queue of frames from other processes.
-///
-/// Channels take turns, one message each (as Flink's input gates serve the channels that have
-/// data in turn): each upstream gets the same share of the task, so sources that run
-/// unthrottled progress at the same pace instead of drifting apart in event time, which
-/// would leave the windows between them open and outgrow memory.
+/// What a task with input channels receives from: its local queue and, in a distributed
+/// job, its queue of messages from other processes.
 pub struct Inputs {
-    /// One queue per input channel; a channel fed from another process has no sender here.
-    local: Vec<Receiver<Envelope>>,
-    /// Per local queue: every sender is gone.
-    closed: Vec<bool>,
-    open: usize,
-    /// The local queue to try first next time.
-    next: usize,
+    local: Receiver<Envelope>,
     remote: Option<Receiver<RemoteEnvelope>>,
-    /// The rest of the last remote frame taken.
+    /// The rest of the last remote frame taken, served before anything else.
     taken: VecDeque<Envelope>,
-    /// The local queues go next while a remote frame is being served.
+    /// Every local sender is gone (in a distributed job a task may have none at all).
+    local_closed: bool,
+    /// The local queue goes next while a remote frame is being served.
     local_turn: bool,
 }
 
@@ -97,14 +88,12 @@ pub enum Received {
 }
 
 impl Inputs {
-    pub fn new(local: Vec<Receiver<Envelope>>, remote: Option<Receiver<RemoteEnvelope>>) -> Self {
+    pub fn new(local: Receiver<Envelope>, remote: Option<Receiver<RemoteEnvelope>>) -> Self {
         Inputs {
-            closed: vec![false; local.len()],
-            open: local.len(),
             local,
-            next: 0,
             remote,
             taken: VecDeque::new(),
+            local_closed: false,
             local_turn: false,
         }
     }
@@ -123,100 +112,59 @@ impl Inputs {
         })
     }
 
-    fn close(&mut self, queue: usize) {
-        if !self.closed[queue] {
-            self.closed[queue] = true;
-            self.open -= 1;
-        }
-    }
-
-    /// The next message of the first local queue that has one, starting after the queue
-    /// served last.
-    fn try_local(&mut self) -> Option<Envelope> {
-        let n = self.local.len();
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            if self.closed[i] {
-                continue;
-            }
-            match self.local[i].try_recv() {
-                Ok(envelope) => {
-                    self.next = (i + 1) % n;
-                    return Some(envelope);
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.close(i),
-            }
-        }
-        None
-    }
-
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Received> {
-        // The local queues and the other processes take turns, a message each: given
-        // priority, or served a whole frame (up to a megabyte of batches) at a time, one side
-        // would get many times the other's share, and two unthrottled sources, each favoured
-        // by the task on its own worker (or on the other), drift apart in event time.
-        for _ in 0..2 {
-            if self.local_turn {
+        if !self.taken.is_empty() {
+            // A frame's messages take turns with the local queue's, one for one. Served
+            // first, a frame (up to a megabyte of batches) would give the upstream across the
+            // network many times the share of a local one, and two unthrottled sources, each
+            // favoured by the task in the other's worker, drift apart in event time; the
+            // windows open between them then outgrow memory.
+            if self.local_turn && !self.local_closed {
                 self.local_turn = false;
-                if let Some((channel, message)) = self.try_local() {
-                    return Ok(Received::Message(channel, message));
-                }
-            } else {
-                self.local_turn = true;
-                if let Some((channel, message)) = self.taken.pop_front() {
-                    return Ok(Received::Message(channel, message));
-                }
-                if let Some(remote) = &self.remote
-                    && let Ok(envelope) = remote.try_recv()
-                {
-                    return self.take(envelope);
+                match self.local.try_recv() {
+                    Ok((channel, message)) => return Ok(Received::Message(channel, message)),
+                    Err(TryRecvError::Disconnected) => self.local_closed = true,
+                    Err(TryRecvError::Empty) => {}
                 }
             }
+            self.local_turn = true;
+            if let Some((channel, message)) = self.taken.pop_front() {
+                return Ok(Received::Message(channel, message));
+            }
         }
-        if self.open == 0 {
-            let Some(remote) = &self.remote else {
-                return Ok(Received::Disconnected);
-            };
+        let Some(remote) = &self.remote else {
+            return Ok(match self.local.recv_timeout(timeout) {
+                Ok((channel, message)) => Received::Message(channel, message),
+                Err(RecvTimeoutError::Timeout) => Received::Timeout,
+                Err(RecvTimeoutError::Disconnected) => Received::Disconnected,
+            });
+        };
+        if self.local_closed {
             return match remote.recv_timeout(timeout) {
                 Ok(envelope) => self.take(envelope),
                 Err(RecvTimeoutError::Timeout) => Ok(Received::Timeout),
                 Err(RecvTimeoutError::Disconnected) => Ok(Received::Disconnected),
             };
         }
-        // Nothing ready: wait for any queue.
         let mut select = Select::new();
-        let mut queues = Vec::with_capacity(self.open);
-        for (i, queue) in self.local.iter().enumerate() {
-            if !self.closed[i] {
-                select.recv(queue);
-                queues.push(i);
-            }
-        }
-        let remote_index = self.remote.as_ref().map(|remote| select.recv(remote));
+        let local_index = select.recv(&self.local);
+        let remote_index = select.recv(remote);
         let Ok(ready) = select.select_timeout(timeout) else {
             return Ok(Received::Timeout);
         };
-        let index = ready.index();
-        if Some(index) == remote_index {
-            let received = self.remote.as_ref().map(|remote| ready.recv(remote));
-            return match received {
-                Some(Ok(envelope)) => self.take(envelope),
-                _ => Ok(Received::Disconnected),
-            };
-        }
-        let Some(&i) = queues.get(index) else {
-            return Ok(Received::Timeout);
-        };
-        match ready.recv(&self.local[i]) {
-            Ok((channel, message)) => {
-                self.next = (i + 1) % self.local.len();
-                Ok(Received::Message(channel, message))
-            }
-            Err(_) => {
-                self.close(i);
-                Ok(Received::Timeout)
-            }
+        match ready.index() {
+            i if i == local_index => match ready.recv(&self.local) {
+                Ok((channel, message)) => Ok(Received::Message(channel, message)),
+                Err(_) => {
+                    self.local_closed = true;
+                    Ok(Received::Timeout)
+                }
+            },
+            i if i == remote_index => match ready.recv(remote) {
+                Ok(envelope) => self.take(envelope),
+                Err(_) => Ok(Received::Disconnected),
+            },
+            _ => Ok(Received::Timeout),
         }
     }
 }
@@ -224,7 +172,6 @@ impl Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::message::Timestamp;
     use crossbeam_channel::{bounded, unbounded};
 
     struct Decoded(u32, Vec<Message>);
@@ -235,25 +182,11 @@ mod tests {
         }
     }
 
-    /// The next `n` watermarks the inputs hand over, with their channels.
-    fn watermarks(inputs: &mut Inputs, n: usize) -> Vec<(u32, Timestamp)> {
-        let mut seen = Vec::new();
-        while seen.len() < n {
-            if let Received::Message(channel, Message::Watermark(w)) = inputs
-                .recv_timeout(Duration::from_millis(50))
-                .expect("recv")
-            {
-                seen.push((channel, w));
-            }
-        }
-        seen
-    }
-
     #[test]
     fn a_remote_frame_hands_over_its_messages_one_by_one_in_order() {
         let (_local_tx, local_rx) = bounded::<Envelope>(1);
         let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
-        let mut inputs = Inputs::new(vec![local_rx], Some(remote_rx));
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         let frame = vec![Message::Watermark(1), Message::Watermark(2), Message::End];
         remote_tx.send(Box::new(Decoded(4, frame))).expect("send");
         remote_tx.send(Box::new(Decoded(4, vec![]))).expect("send");
@@ -276,7 +209,7 @@ mod tests {
         let (local_tx, local_rx) = bounded::<Envelope>(1);
         drop(local_tx);
         let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
-        let mut inputs = Inputs::new(vec![local_rx], Some(remote_rx));
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         remote_tx
             .send(Box::new(Decoded(3, vec![Message::Watermark(7)])))
             .expect("send");
@@ -297,15 +230,30 @@ mod tests {
     fn a_remote_frame_takes_turns_with_the_local_queue_message_for_message() {
         let (local_tx, local_rx) = bounded::<Envelope>(8);
         let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
-        let mut inputs = Inputs::new(vec![local_rx], Some(remote_rx));
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         let frame = (1..=4).map(Message::Watermark).collect();
         remote_tx.send(Box::new(Decoded(1, frame))).expect("send");
-        // The frame is being served before the local messages come.
-        let mut seen = watermarks(&mut inputs, 1);
+        // Wait until the frame is being served before the local messages come.
+        let first = loop {
+            if let Received::Message(channel, Message::Watermark(w)) = inputs
+                .recv_timeout(Duration::from_millis(50))
+                .expect("recv")
+            {
+                break (channel, w);
+            }
+        };
         for w in 11..=14 {
             local_tx.send((0, Message::Watermark(w))).expect("send");
         }
-        seen.extend(watermarks(&mut inputs, 7));
+        let mut seen = vec![first];
+        while seen.len() < 8 {
+            if let Received::Message(channel, Message::Watermark(w)) = inputs
+                .recv_timeout(Duration::from_millis(50))
+                .expect("recv")
+            {
+                seen.push((channel, w));
+            }
+        }
         // Served whole, the frame would come first: 1, 2, 3, 4, 11, …
         assert_eq!(
             seen,
@@ -323,40 +271,10 @@ mod tests {
     }
 
     #[test]
-    fn local_channels_take_turns_and_a_closed_one_is_skipped() {
-        let queues: Vec<_> = (0..3).map(|_| bounded::<Envelope>(8)).collect();
-        for w in 1..=3 {
-            queues[0].0.send((0, Message::Watermark(w))).expect("send");
-            queues[1]
-                .0
-                .send((1, Message::Watermark(10 + w)))
-                .expect("send");
-        }
-        let (senders, receivers): (Vec<_>, Vec<_>) = queues.into_iter().unzip();
-        let mut senders = senders.into_iter();
-        let (first, second, third) = (senders.next(), senders.next(), senders.next());
-        drop(third);
-        let mut inputs = Inputs::new(receivers, None);
-        let seen = watermarks(&mut inputs, 6);
-        // Queued first, channel 0's messages would all come before channel 1's.
-        assert_eq!(
-            seen,
-            vec![(0, 1), (1, 11), (0, 2), (1, 12), (0, 3), (1, 13)]
-        );
-        drop((first, second));
-        assert!(matches!(
-            inputs
-                .recv_timeout(Duration::from_millis(50))
-                .expect("recv"),
-            Received::Disconnected
-        ));
-    }
-
-    #[test]
     fn local_messages_arrive_alongside_remote_ones() {
         let (local_tx, local_rx) = bounded::<Envelope>(4);
         let (remote_tx, remote_rx) = unbounded::<RemoteEnvelope>();
-        let mut inputs = Inputs::new(vec![local_rx], Some(remote_rx));
+        let mut inputs = Inputs::new(local_rx, Some(remote_rx));
         local_tx.send((0, Message::End)).expect("send");
         remote_tx
             .send(Box::new(Decoded(1, vec![Message::End])))

@@ -214,7 +214,7 @@ impl Task {
         let head = std::mem::replace(
             &mut self.head,
             Head::Input {
-                rx: Inputs::new(Vec::new(), None),
+                rx: Inputs::new(crossbeam_channel::never(), None),
                 inputs: Vec::new(),
             },
         );
