@@ -71,7 +71,7 @@ impl Placement {
 pub struct Inputs {
     local: Receiver<Envelope>,
     remote: Option<Receiver<RemoteEnvelope>>,
-    /// The rest of the last remote frame taken, served before anything else.
+    /// The rest of the last remote frame taken, served in turn with the local queue.
     taken: VecDeque<Envelope>,
     /// Every local sender is gone (in a distributed job a task may have none at all).
     local_closed: bool,
