@@ -299,7 +299,10 @@ impl WindowJoin {
     /// Write the buffered rows that arrived since the last flush, and the deletions of written
     /// rows whose window fired since.
     fn flush(&mut self) -> Result<()> {
-        for (window_end, window) in &self.windows {
+        // With no row since the last flush there are only fired windows' deletions to write:
+        // the open windows are not looked through.
+        let has_new_rows = self.next_seq > self.flushed_seq;
+        for (window_end, window) in self.windows.iter().filter(|_| has_new_rows) {
             for (key, entry) in window.iter() {
                 for side in [LEFT, RIGHT] {
                     // Rows are in arrival (sequence) order: the new ones are at the end.
