@@ -42,24 +42,6 @@ fn sql(keys: u64) -> String {
     )
 }
 
-/// `line` without terminal colour sequences (`ESC [ … m`).
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Starts `weir run` with `args`, logging what the bench reads at info level.
 fn spawn(args: &[String]) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("cannot find the weir executable")?;
@@ -154,7 +136,6 @@ pub fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
             }
             continue;
         };
-        let line = plain(&line);
         if line.contains("savepoint complete") {
             savepoint_line = Some(line);
             continue;
@@ -174,7 +155,6 @@ pub fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     }
     let output = build.wait_with_output()?;
     while let Ok(line) = log.try_recv() {
-        let line = plain(&line);
         if line.contains("savepoint complete") {
             savepoint_line = Some(line);
         }
@@ -215,7 +195,7 @@ pub fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
             }
             continue;
         };
-        if plain(&line).contains("restored keyed state") {
+        if line.contains("restored keyed state") {
             restored += 1;
             if restored == args.restore_parallelism {
                 restore_time = Some(started.elapsed());
@@ -267,8 +247,6 @@ mod tests {
             input_rate("   30.0s  in          1/s  out 1/s  watermark -"),
             Some(1.0)
         );
-        let colour = "\u{1b}[3mduration_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m955";
-        assert_eq!(field(&plain(colour), "duration_ms"), Some(955.0));
         let done = "INFO weir_runtime::checkpoint::coordinator: savepoint complete id=3 location=file:///x duration_ms=4567 size=1073741824";
         assert_eq!(field(done, "duration_ms"), Some(4567.0));
         assert_eq!(field(done, "size"), Some(1073741824.0));

@@ -19,11 +19,13 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use weir_rpc::cluster::coordinator_server::Coordinator;
 use weir_rpc::cluster::{
-    CoordinatorMessage, DataPlaneMetrics, Heartbeat, OperatorMetrics, RegisterRequest,
-    RegisterResponse, WorkerMessage, worker_message,
+    CoordinatorMessage, DataPlaneMetrics, GroupMinimum, GroupWatermarks, Heartbeat,
+    OperatorMetrics, RegisterRequest, RegisterResponse, WorkerMessage, coordinator_message,
+    worker_message,
 };
 
 use crate::checkpoint::Event;
+use crate::dataflow::alignment;
 
 /// What a worker reports of its tasks with each heartbeat.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -61,6 +63,9 @@ struct Worker {
     /// The data-plane figures last logged: attempt, peak queued frames, credit waits seen.
     logged: (u64, u32, bool),
     ended: HashMap<u64, Ended>,
+    /// Its aligned source subtasks' watermarks (group, watermark) last reported, and the
+    /// attempt they are of.
+    aligned: Option<(u64, Vec<(String, i64)>)>,
 }
 
 #[derive(Default)]
@@ -219,6 +224,45 @@ impl Registry {
                 );
                 self.changed.notify_all();
             }
+            Some(worker_message::Kind::Watermarks(report)) => {
+                let sources = report.sources.into_iter();
+                entry.aligned = Some((
+                    report.attempt,
+                    sources.map(|s| (s.group, s.watermark)).collect(),
+                ));
+                let minima = alignment::group_minima(
+                    state
+                        .workers
+                        .iter()
+                        .filter(|(id, _)| id.as_str() != worker)
+                        .filter_map(|(_, w)| w.aligned.as_ref())
+                        .filter(|(attempt, _)| *attempt == report.attempt)
+                        .flat_map(|(_, sources)| sources.iter().map(|(g, w)| (g.as_str(), *w))),
+                );
+                let answer = CoordinatorMessage {
+                    kind: Some(coordinator_message::Kind::GroupWatermarks(
+                        GroupWatermarks {
+                            attempt: report.attempt,
+                            groups: minima
+                                .into_iter()
+                                .map(|(group, (watermark, subtasks))| {
+                                    let subtasks = subtasks as u32;
+                                    (
+                                        group,
+                                        GroupMinimum {
+                                            watermark,
+                                            subtasks,
+                                        },
+                                    )
+                                })
+                                .collect(),
+                        },
+                    )),
+                };
+                if let Some(session) = state.workers.get(worker).and_then(|w| w.session.as_ref()) {
+                    let _ = session.send(answer);
+                }
+            }
             Some(worker_message::Kind::Hello(_)) | None => {}
         }
     }
@@ -321,6 +365,7 @@ impl Coordinator for CoordinatorService {
                 metrics: None,
                 logged: (0, 0, false),
                 ended: HashMap::new(),
+                aligned: None,
             },
         );
         Ok(Response::new(RegisterResponse {

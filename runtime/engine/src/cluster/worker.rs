@@ -25,7 +25,8 @@ use weir_rpc::cluster::coordinator_client::CoordinatorClient;
 use weir_rpc::cluster::data_plane_server::DataPlaneServer;
 use weir_rpc::cluster::{
     AttemptEnded, CoordinatorMessage, Deploy, Heartbeat, Hello, OperatorMetrics, RegisterRequest,
-    SubtaskWatermark, TaskEvent, WorkerMessage, coordinator_message, worker_message,
+    SourceWatermark, SubtaskWatermark, TaskEvent, WatermarkReport, WorkerMessage,
+    coordinator_message, worker_message,
 };
 
 use super::connect::Auth;
@@ -35,6 +36,7 @@ use super::spec::{JobSpec, plan_digest};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::upload::{Destination, UploadContext};
 use crate::checkpoint::{Event, Trigger};
+use crate::dataflow::alignment::WatermarkAlignment;
 use crate::dataflow::message::{Barrier, BarrierKind};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::remote::Placement;
@@ -72,6 +74,8 @@ struct Current {
     /// The data plane's counters in this attempt, and its credits per channel.
     flow: Arc<FlowStats>,
     credits: u32,
+    /// The watermark alignment groups of the source tasks here.
+    alignment: Option<Arc<WatermarkAlignment>>,
 }
 
 struct Worker {
@@ -351,6 +355,20 @@ impl Worker {
                     c.uploads.confirm(&metadata);
                 }
             }
+            coordinator_message::Kind::GroupWatermarks(g) => {
+                let current = self.current.lock().ok();
+                if let Some(c) = current.as_ref().and_then(|c| c.as_ref())
+                    && c.attempt == g.attempt
+                    && let Some(alignment) = &c.alignment
+                {
+                    let minima = g
+                        .groups
+                        .into_iter()
+                        .map(|(group, m)| (group, (m.watermark, m.subtasks as usize)))
+                        .collect();
+                    alignment.set_remote_minima(&minima);
+                }
+            }
             coordinator_message::Kind::Cancel(cancel) => {
                 let current = self.current.lock().ok();
                 if let Some(c) = current.as_ref().and_then(|c| c.as_ref())
@@ -508,6 +526,7 @@ impl Worker {
         // The executor's own cancel flag stops the tasks; ours stops senders waiting for
         // credits. Cancellation from the coordinator sets both.
         let task_cancel = running.cancel_flag();
+        let alignment = running.alignment();
         if let Ok(mut current) = self.current.lock() {
             *current = Some(Current {
                 attempt,
@@ -518,9 +537,13 @@ impl Worker {
                 sinks: sink_indices(job, &deploy.tasks),
                 flow,
                 credits,
+                alignment: alignment.clone(),
             });
         }
         tracing::info!(attempt, tasks = deploy.tasks.len(), "tasks running");
+        // Aligned sources here: their watermarks go to the coordinator every update interval.
+        let update_interval = alignment.as_ref().and_then(|a| a.update_interval());
+        let mut next_report = Instant::now();
         while !running.is_finished() {
             if cancel.load(Ordering::SeqCst) {
                 task_cancel.store(true, Ordering::SeqCst);
@@ -528,7 +551,23 @@ impl Worker {
             if task_cancel.load(Ordering::SeqCst) {
                 cancel.store(true, Ordering::SeqCst);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let mut pause = Duration::from_millis(20);
+            if let (Some(alignment), Some(interval)) = (&alignment, update_interval) {
+                if Instant::now() >= next_report {
+                    self.send(worker_message::Kind::Watermarks(watermark_report(
+                        attempt, alignment,
+                    )));
+                    next_report = Instant::now() + interval;
+                }
+                pause = pause.min(next_report.saturating_duration_since(Instant::now()));
+            }
+            std::thread::sleep(pause);
+        }
+        // The sources here ended: the others must not wait on their last report.
+        if let (Some(alignment), Some(_)) = (&alignment, update_interval) {
+            self.send(worker_message::Kind::Watermarks(watermark_report(
+                attempt, alignment,
+            )));
         }
         let result = running.wait();
         // The upload threads are done; their last acknowledgements must reach the
@@ -560,6 +599,23 @@ impl Worker {
             })
             .map_err(|e| Error::Cluster(format!("cannot start a thread: {e}")))?;
         Ok((tx, handle))
+    }
+}
+
+/// The watermarks of the aligned source subtasks here, for the coordinator.
+fn watermark_report(attempt: u64, alignment: &WatermarkAlignment) -> WatermarkReport {
+    WatermarkReport {
+        attempt,
+        sources: alignment
+            .local_watermarks()
+            .into_iter()
+            .map(|(group, source, watermark)| SourceWatermark {
+                group,
+                uid: source.uid,
+                subtask: source.subtask as u32,
+                watermark,
+            })
+            .collect(),
     }
 }
 

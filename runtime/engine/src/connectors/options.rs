@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::catalog::TableDef;
+use crate::dataflow::alignment;
 use crate::error::{Error, Result};
 
 pub struct ConnectorOptions<'a> {
@@ -24,11 +25,16 @@ impl<'a> ConnectorOptions<'a> {
         Error::table_options(self.table, message)
     }
 
-    /// Fail on any key that is not `connector` and does not match one of `valid` (where
-    /// `#` in a pattern matches one field name, as in `fields.#.kind`).
+    /// Fail on any key that is not `connector`, not a watermark alignment option (those
+    /// apply to any source and are checked by [`alignment::AlignmentSpec`]), and does not
+    /// match one of `valid` (where `#` in a pattern matches one field name, as in
+    /// `fields.#.kind`).
     pub fn check_known(&self, valid: &[&str]) -> Result<()> {
         for key in self.options.keys() {
-            if key == "connector" || valid.iter().any(|pattern| key_matches(pattern, key)) {
+            if key == "connector"
+                || alignment::OPTION_KEYS.contains(&key.as_str())
+                || valid.iter().any(|pattern| key_matches(pattern, key))
+            {
                 continue;
             }
             let mut listed: Vec<&str> = valid.to_vec();

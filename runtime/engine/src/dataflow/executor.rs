@@ -17,6 +17,7 @@ use crate::checkpoint::coordinator::SinkTables;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::{NodeRef, TaskSnapshot, Trigger};
 use crate::connectors::{self, SinkContext, SourceContext};
+use crate::dataflow::alignment::{AlignmentSpec, SourceSubtask, WatermarkAlignment};
 use crate::dataflow::exchange::{Envelope, OutputEdge, Target, TargetSender};
 use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
 use crate::dataflow::metrics::JobMetrics;
@@ -24,7 +25,7 @@ use crate::dataflow::operator::{Operator, TaskInfo};
 use crate::dataflow::remote::{Inputs, Placement};
 use crate::dataflow::start_gate::StartGate;
 use crate::dataflow::state::StateProvider;
-use crate::dataflow::task::{Chain, Head, Tail, Task, TaskCheckpointing};
+use crate::dataflow::task::{Chain, Head, SourceAlignment, Tail, Task, TaskCheckpointing};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
@@ -55,6 +56,8 @@ pub struct RunningJob {
     pub triggers: Vec<Option<Sender<Trigger>>>,
     /// The sink nodes' tables by uid, for the coordinator's commits.
     pub sinks: SinkTables,
+    /// The watermark alignment groups of the source tasks here.
+    pub alignment: Arc<WatermarkAlignment>,
 }
 
 impl RunningJob {
@@ -157,6 +160,7 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         .sum();
     let metrics = Arc::new(JobMetrics::new(sink_subtasks));
     let cancel = Arc::new(AtomicBool::new(false));
+    let alignment = Arc::new(WatermarkAlignment::default());
     let error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
     let mut sink_offsets = HashMap::new();
     let mut offset = 0;
@@ -177,12 +181,19 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         parallelism: graph.nodes[node].parallelism,
         subtask,
     };
+    let mut remote_members: HashMap<String, usize> = HashMap::new();
     for (ci, chain) in chains.iter().enumerate() {
         let head = &graph.nodes[chain[0]];
         let tail = &graph.nodes[*chain.last().unwrap_or(&chain[0])];
         for subtask in 0..head.parallelism {
             let index = task_base[ci] + subtask;
             if !is_local(ci, subtask) {
+                // An aligned source elsewhere: the group here waits for it too.
+                if let NodeKind::Source { table } = &head.kind
+                    && let Some(spec) = AlignmentSpec::of_table(table)?
+                {
+                    *remote_members.entry(spec.group).or_default() += 1;
+                }
                 triggers.push(None);
                 continue;
             }
@@ -308,10 +319,24 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                         trigger = Some(tx);
                         rx
                     });
+                    let alignment = AlignmentSpec::of_table(table)?.map(|spec| {
+                        let source = SourceSubtask {
+                            uid: head.uid.clone(),
+                            subtask,
+                        };
+                        alignment.register(&spec, source.clone());
+                        SourceAlignment {
+                            groups: alignment.clone(),
+                            group: spec.group,
+                            max_drift: spec.max_drift,
+                            subtask: source,
+                        }
+                    });
                     Head::Source {
                         source,
                         node: node_ref(head.id, subtask),
                         triggers,
+                        alignment,
                     }
                 }
                 _ => {
@@ -335,6 +360,7 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                     nodes,
                     tail: tail_kind,
                     metrics: metrics.clone(),
+                    watermark: None,
                 },
                 cancel: cancel.clone(),
                 idle_timeout: config.idle_timeout,
@@ -347,6 +373,9 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         }
     }
     drop(senders);
+    for (group, count) in &remote_members {
+        alignment.expect_remote(group, *count);
+    }
 
     let sources = tasks
         .iter()
@@ -385,5 +414,6 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
         error,
         triggers,
         sinks,
+        alignment,
     })
 }

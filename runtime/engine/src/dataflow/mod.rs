@@ -1,6 +1,7 @@
 //! The dataflow: messages, the operator trait, key groups, the job graph, and the executor
 //! that runs it.
 
+pub mod alignment;
 pub mod exchange;
 pub mod executor;
 pub mod graph;

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::checkpoint::{NodeRef, NodeSnapshot, SnapshotOf, SnapshotTiming, TaskSnapshot, Trigger};
 use crate::connectors::{Sink, Source, SourceEvent};
+use crate::dataflow::alignment::{SourceSubtask, WatermarkAlignment};
 use crate::dataflow::exchange::OutputEdge;
 use crate::dataflow::message::{Barrier, MAX_WATERMARK, Message, Timestamp};
 use crate::dataflow::metrics::JobMetrics;
@@ -33,6 +34,8 @@ pub(crate) enum Head {
         node: NodeRef,
         /// Barriers to inject, from the coordinator (only when checkpointing).
         triggers: Option<Receiver<Trigger>>,
+        /// The source's watermark alignment group, if it is in one.
+        alignment: Option<SourceAlignment>,
     },
     Input {
         rx: Inputs,
@@ -56,6 +59,9 @@ pub(crate) struct Chain {
     pub nodes: Vec<NodeRef>,
     pub tail: Tail,
     pub metrics: Arc<JobMetrics>,
+    /// The highest watermark any node of the chain emitted: in a source task, the source's
+    /// watermark (its assigner's; the nodes after it never emit a higher one).
+    pub watermark: Option<Timestamp>,
 }
 
 impl Chain {
@@ -71,6 +77,7 @@ impl Chain {
 
     fn push_watermark(&mut self, at: usize, watermark: Timestamp) -> Result<()> {
         self.metrics.chain_watermark(at, watermark);
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
         if at == self.operators.len() {
             return self.tail_message(Message::Watermark(watermark));
         }
@@ -184,6 +191,35 @@ impl Chain {
     }
 }
 
+/// A source task's place in its watermark alignment group (see [`super::alignment`]).
+pub(crate) struct SourceAlignment {
+    pub groups: Arc<WatermarkAlignment>,
+    pub group: String,
+    pub max_drift: Timestamp,
+    pub subtask: SourceSubtask,
+}
+
+impl SourceAlignment {
+    /// Report the source's `watermark` (none yet: not in the group yet); whether it is more
+    /// than the drift ahead of the group's slowest and must wait.
+    fn must_wait(&self, watermark: Option<Timestamp>) -> bool {
+        let Some(watermark) = watermark else {
+            return false;
+        };
+        self.groups
+            .report(&self.group, &self.subtask, Some(watermark))
+            .is_some_and(|min| watermark > min.saturating_add(self.max_drift))
+    }
+
+    /// The source ended or went idle: it holds nobody back.
+    fn leave(&self) {
+        self.groups.report(&self.group, &self.subtask, None);
+    }
+}
+
+/// How long a source ahead of its alignment group sleeps before it looks again.
+const ALIGNMENT_WAIT: Duration = Duration::from_millis(1);
+
 /// What a task needs for checkpoints; absent when the job takes none.
 pub(crate) struct TaskCheckpointing {
     pub uploads: Sender<TaskSnapshot>,
@@ -223,7 +259,8 @@ impl Task {
                 source,
                 node,
                 triggers,
-            } => self.run_source(source, node, triggers),
+                alignment,
+            } => self.run_source(source, node, triggers, alignment),
             Head::Input { rx, inputs } => self.run_input(rx, inputs),
         };
         match result {
@@ -307,6 +344,7 @@ impl Task {
         mut source: Box<dyn Source>,
         node: NodeRef,
         triggers: Option<Receiver<Trigger>>,
+        alignment: Option<SourceAlignment>,
     ) -> Result<()> {
         // An empty source ends before any source emits (see `StartGate`); the others start
         // together once every source task polled once.
@@ -319,6 +357,9 @@ impl Task {
         let mut last_data = Instant::now();
         let mut idle = false;
         let mut stopped = false;
+        // Time spent ahead of the alignment group, and since when (while it waits).
+        let mut aligning = Duration::ZERO;
+        let mut waiting_since: Option<Instant> = None;
         loop {
             if self.cancelled() {
                 return Ok(());
@@ -342,6 +383,25 @@ impl Task {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
+            // An idle source is out of its group until it has data again.
+            if let Some(alignment) = &alignment
+                && !idle
+            {
+                if alignment.must_wait(self.chain.watermark) {
+                    if waiting_since.is_none() {
+                        // What is buffered for other processes must not wait with it.
+                        self.chain.flush()?;
+                        waiting_since = Some(Instant::now());
+                    }
+                    std::thread::sleep(ALIGNMENT_WAIT);
+                    continue;
+                }
+                if let Some(since) = waiting_since.take() {
+                    aligning += since.elapsed();
+                    // Waiting is not having no data: the idle timeout starts again.
+                    last_data = Instant::now();
+                }
+            }
             let event = match first.take() {
                 Some(event) => event?,
                 None => source.poll_next()?,
@@ -360,12 +420,24 @@ impl Task {
                         && last_data.elapsed() >= timeout
                     {
                         idle = true;
+                        if let Some(alignment) = &alignment {
+                            alignment.leave();
+                        }
                         self.chain.tail_message(Message::Idle)?;
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 SourceEvent::End => break,
             }
+        }
+        if let Some(alignment) = &alignment {
+            alignment.leave();
+            tracing::debug!(
+                task = %self.name,
+                group = %alignment.group,
+                waited_ms = aligning.as_millis() as u64,
+                "source ended; time it waited for its watermark alignment group"
+            );
         }
         // A bounded source ends with the watermark that fires everything, as in Flink.
         self.chain.push_watermark(0, MAX_WATERMARK)?;

@@ -16,6 +16,7 @@ use super::PlannedJob;
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::upload::{UploadContext, UploadObserver, Uploader};
 use crate::checkpoint::{Event, Trigger};
+use crate::dataflow::alignment::WatermarkAlignment;
 use crate::dataflow::executor::{ExecutionConfig, RunningJob, execute};
 use crate::dataflow::metrics::JobMetrics;
 use crate::dataflow::remote::Placement;
@@ -67,6 +68,10 @@ pub trait RunningTasks: Send {
     fn triggers(&self) -> Vec<Option<Sender<Trigger>>>;
     /// The flag that stops every task (shared with the checkpoint coordinator).
     fn cancel_flag(&self) -> Arc<AtomicBool>;
+    /// The watermark alignment groups of the source tasks in this process, if it runs them.
+    fn alignment(&self) -> Option<Arc<WatermarkAlignment>> {
+        None
+    }
     fn cancel(&self);
     fn is_finished(&self) -> bool;
     /// Wait for every task; the first failure, if any.
@@ -115,6 +120,10 @@ impl RunningTasks for LocalTasks {
 
     fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.running.cancel_flag()
+    }
+
+    fn alignment(&self) -> Option<Arc<WatermarkAlignment>> {
+        Some(self.running.alignment.clone())
     }
 
     fn cancel(&self) {

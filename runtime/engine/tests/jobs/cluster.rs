@@ -4,8 +4,9 @@
 //! through the control API is restored at another parallelism on another number of workers.
 //! The committed output must equal a failure-free run each time. The control API of a
 //! distributed job reports per-operator figures; a slow sink back-pressures the sources
-//! through the credits without the data plane buffering more than they allow; and the
-//! cluster's connections run over TLS.
+//! through the credits without the data plane buffering more than they allow; the
+//! cluster's connections run over TLS; and source subtasks on different workers keep within
+//! their watermark alignment drift.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -71,6 +72,19 @@ impl Process {
                     self.seen.push(line);
                 }
                 Err(_) => panic!("no line '{prefix}…' in:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Wait for a stderr line containing `needle`.
+    fn line_containing(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with '{needle}' in:\n{}", self.seen.join("\n")),
             }
         }
     }
@@ -460,19 +474,9 @@ fn read_slowly(process: &mut Process) {
     });
 }
 
-/// A coordinator log line's `key=value` figure (colours, if any, stripped).
+/// A log line's `key=value` figure (logs to a pipe have no colours).
 fn logged(line: &str, key: &str) -> Option<u64> {
-    let mut plain = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-        .split_whitespace()
+    line.split_whitespace()
         .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
         .and_then(|v| v.parse().ok())
 }
@@ -683,4 +687,108 @@ fn a_tls_cluster_runs_the_job_and_a_worker_without_the_ca_is_refused() {
     }
     intruder.kill();
     assert_same_rows(job.output(), expected(), "committed output");
+}
+
+/// Rows of the aligned job, per source subtask at parallelism 2: subtask 0 reads the even
+/// `seq`s and subtask 1 the odd ones (datagen interleaves a sequence over its subtasks).
+const ALIGNED_ROWS: i64 = 8_000;
+/// An even row is `EVEN_STEP_MS` of event time on from the last, an odd one 2 ms: subtask 0
+/// runs through event time ten times as fast as subtask 1, at the same rate of rows.
+const EVEN_STEP_MS: i64 = 20;
+const ALIGNED_DRIFT_MS: i64 = 2_000;
+
+fn aligned_event_time(seq: i64) -> i64 {
+    match seq % 2 {
+        0 => seq / 2 * EVEN_STEP_MS,
+        _ => seq,
+    }
+}
+
+#[test]
+fn source_subtasks_on_two_workers_stay_within_their_alignment_drift() {
+    let job = JobDir::new(1_000);
+    let out = job.path().join("out");
+    // Small batches: a source looks at its group between batches, and a throttled one
+    // paused for a while may otherwise catch up in one large batch.
+    let sql = format!(
+        "SET 'weir.batch-size' = '20';
+        CREATE TABLE src (
+            seq BIGINT,
+            k AS MOD(seq, 4),
+            ts AS TO_TIMESTAMP_LTZ(CASE WHEN MOD(seq, 2) = 0 THEN seq / 2 * {EVEN_STEP_MS} ELSE seq END, 3),
+            WATERMARK FOR ts AS ts
+        ) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '4000',
+            'fields.seq.kind' = 'sequence', 'fields.seq.start' = '0', 'fields.seq.end' = '{end}',
+            'scan.watermark.alignment.group' = 'src',
+            'scan.watermark.alignment.max-drift' = '{ALIGNED_DRIFT_MS} ms',
+            'scan.watermark.alignment.update-interval' = '50 ms'
+        );
+        CREATE TABLE out (k BIGINT, window_start TIMESTAMP(3), c BIGINT)
+        WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+        INSERT INTO out SELECT k, window_start, COUNT(*)
+        FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+        GROUP BY k, window_start, window_end;",
+        end = ALIGNED_ROWS - 1,
+        out = out.display(),
+    );
+    std::fs::write(job.path().join("job.sql"), sql).expect("test file I/O");
+    let port = free_port();
+    let mut coordinator = job.coordinator(port, 2, &[]);
+    coordinator.line("coordinator listening on ");
+    let coordinator_address = format!("127.0.0.1:{port}");
+    // One slot each: each worker runs one source subtask, so only the coordinator's relay
+    // of watermarks can keep them together. The window tasks log how far apart their
+    // inputs' watermarks got.
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| {
+            Process::start_with_env(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &coordinator_address,
+                    "--slots",
+                    "1",
+                    "--data-port",
+                    "0",
+                ],
+                job.path(),
+                &[("WEIR_LOG", "warn,weir_runtime::dataflow::task=debug")],
+            )
+        })
+        .collect();
+    let (ok, _, stderr) = coordinator.finish(Duration::from_secs(120));
+    assert!(ok, "the coordinator failed:\n{stderr}");
+    let mut spreads = Vec::new();
+    for worker in &mut workers {
+        let line = worker.line_containing("max_input_watermark_spread_ms");
+        let value = logged(&line, "max_input_watermark_spread_ms")
+            .unwrap_or_else(|| panic!("no spread in: {line}"));
+        spreads.push(value);
+    }
+    for w in workers {
+        w.kill();
+    }
+    // Without alignment subtask 0 ends 72 s of event time ahead. With it, the drift plus
+    // what a source emits between two looks (a batch of 20 rows: 400 ms of event time for
+    // subtask 0), the watermark's 200 ms emit interval, and the time a watermark takes to
+    // reach the window task (subtask 1 covers 4 s of event time a second). Seen: 2.5 s.
+    for spread in &spreads {
+        assert!(
+            *spread <= (ALIGNED_DRIFT_MS + 2_000) as u64,
+            "the window tasks' inputs drifted {spreads:?} ms apart"
+        );
+    }
+    let mut counts: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
+    for seq in 0..ALIGNED_ROWS {
+        let window = aligned_event_time(seq).div_euclid(1_000) * 1_000;
+        *counts.entry((seq % 4, window)).or_default() += 1;
+    }
+    // The CSV format writes whole-second timestamps without a fraction, as Flink's.
+    let second = |ms: i64| crate::support::ts(ms).trim_end_matches(".000").to_string();
+    let want = counts
+        .into_iter()
+        .map(|((k, window), c)| format!("{k},{},{c}", second(window)))
+        .collect();
+    assert_same_rows(job.output(), sorted(want), "committed output");
 }

@@ -13,7 +13,8 @@
 //!   coordinator killed and replaced, a savepoint through the API restored on other workers,
 //!   a worker with a wrong token refused;
 //! - `control_api`: `weir run --api` driven by `weir job …`: status, metrics, token, cancel,
-//!   stop with savepoint and restore.
+//!   stop with savepoint and restore;
+//! - `watermark_alignment`: a fast source waits for the slow one of its alignment group.
 
 mod bad_input;
 mod checkpoints;
@@ -22,3 +23,4 @@ mod control_api;
 mod differential;
 mod interval_join_checkpoints;
 mod support;
+mod watermark_alignment;

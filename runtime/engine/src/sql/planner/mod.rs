@@ -29,6 +29,7 @@ use sqlparser::ast::Statement;
 
 use crate::catalog::{ColumnKind, InsertDef, Script, TableDef, WindowFunction, WindowTvfDef};
 use crate::connectors;
+use crate::dataflow::alignment::AlignmentSpec;
 use crate::dataflow::graph::{JobGraph, NodeId, NodeKind, Partitioning};
 use crate::dataflow::message::ROW_KIND_COLUMN;
 use crate::dataflow::operator::{Operator, TaskInfo};
@@ -651,6 +652,7 @@ impl<'a> Planner<'a> {
         let def = table.def.clone();
         let connector = connectors::connector_for(&def)?;
         connector.validate(&def, true)?;
+        AlignmentSpec::of_table(&def)?;
         let p = self.options.parallelism;
         let physical = def.physical_schema();
         let full_schema = table.full_schema.clone();
