@@ -200,8 +200,9 @@ pub(crate) struct SourceAlignment {
 }
 
 impl SourceAlignment {
-    /// Report the source's `watermark` (none yet: not in the group yet); whether it is more
-    /// than the drift ahead of the group's slowest and must wait.
+    /// Report the source's `watermark`; whether it is more than the drift ahead of the
+    /// group's slowest and must wait. A source without a watermark yet cannot be ahead (it
+    /// still holds the group back, see [`super::alignment`]).
     fn must_wait(&self, watermark: Option<Timestamp>) -> bool {
         let Some(watermark) = watermark else {
             return false;
