@@ -230,37 +230,14 @@ impl Registry {
                     report.attempt,
                     sources.map(|s| (s.group, s.watermark)).collect(),
                 ));
-                let minima = alignment::group_minima(
-                    state
-                        .workers
-                        .iter()
-                        .filter(|(id, _)| id.as_str() != worker)
-                        .filter_map(|(_, w)| w.aligned.as_ref())
-                        .filter(|(attempt, _)| *attempt == report.attempt)
-                        .flat_map(|(_, sources)| sources.iter().map(|(g, w)| (g.as_str(), *w))),
-                );
-                let answer = CoordinatorMessage {
-                    kind: Some(coordinator_message::Kind::GroupWatermarks(
-                        GroupWatermarks {
-                            attempt: report.attempt,
-                            groups: minima
-                                .into_iter()
-                                .map(|(group, (watermark, subtasks))| {
-                                    let subtasks = subtasks as u32;
-                                    (
-                                        group,
-                                        GroupMinimum {
-                                            watermark,
-                                            subtasks,
-                                        },
-                                    )
-                                })
-                                .collect(),
-                        },
-                    )),
-                };
-                if let Some(session) = state.workers.get(worker).and_then(|w| w.session.as_ref()) {
-                    let _ = session.send(answer);
+                // Every worker with aligned sources in the attempt hears of the change at
+                // once, not only at its own next report: the minima it holds are half as old.
+                for (id, w) in &state.workers {
+                    if let (Some((attempt, _)), Some(session)) = (&w.aligned, &w.session)
+                        && *attempt == report.attempt
+                    {
+                        let _ = session.send(group_watermarks(&state.workers, id, *attempt));
+                    }
                 }
             }
             Some(worker_message::Kind::Hello(_)) | None => {}
@@ -322,6 +299,41 @@ impl Worker {
                 "data plane"
             );
         }
+    }
+}
+
+/// For `worker`: each alignment group's minimum over the other workers' subtasks in
+/// `attempt`, and how many they are.
+fn group_watermarks(
+    workers: &BTreeMap<String, Worker>,
+    worker: &str,
+    attempt: u64,
+) -> CoordinatorMessage {
+    let minima = alignment::group_minima(
+        workers
+            .iter()
+            .filter(|(id, _)| id.as_str() != worker)
+            .filter_map(|(_, w)| w.aligned.as_ref())
+            .filter(|(a, _)| *a == attempt)
+            .flat_map(|(_, sources)| sources.iter().map(|(g, w)| (g.as_str(), *w))),
+    );
+    let groups = minima
+        .into_iter()
+        .map(|(group, (watermark, subtasks))| {
+            let subtasks = subtasks as u32;
+            (
+                group,
+                GroupMinimum {
+                    watermark,
+                    subtasks,
+                },
+            )
+        })
+        .collect();
+    CoordinatorMessage {
+        kind: Some(coordinator_message::Kind::GroupWatermarks(
+            GroupWatermarks { attempt, groups },
+        )),
     }
 }
 
