@@ -35,6 +35,10 @@ pub struct FaultConfig {
     pub seed: u64,
     /// Only objects whose path contains this string are affected (e.g. `"shared/"`).
     pub path_filter: Option<String>,
+    /// After a put whose path contains the first string succeeds, an empty object is created
+    /// at the second path: another process acting right between two requests of the writer
+    /// (a new run claiming an attempt while a checkpoint completes).
+    pub create_after: Option<(String, String)>,
 }
 
 impl FaultConfig {
@@ -45,6 +49,7 @@ impl FaultConfig {
             truncate_put: 0.0,
             seed,
             path_filter: None,
+            create_after: None,
         }
     }
 
@@ -60,6 +65,12 @@ impl FaultConfig {
 
     pub fn only_paths_containing(mut self, needle: &str) -> Self {
         self.path_filter = Some(needle.to_owned());
+        self
+    }
+
+    /// Once a put to a path containing `trigger` succeeded, create the empty object `object`.
+    pub fn creating_after(mut self, trigger: &str, object: &str) -> Self {
+        self.create_after = Some((trigger.to_owned(), object.to_owned()));
         self
     }
 }
@@ -157,7 +168,7 @@ impl ObjectStore for FaultInjectingStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        match self.decide(location) {
+        let result = match self.decide(location) {
             Fault::None => self.inner.put_opts(location, payload, opts).await,
             Fault::Fail => Err(injected("put", location)),
             Fault::Truncate => {
@@ -167,7 +178,16 @@ impl ObjectStore for FaultInjectingStore {
                     .put_opts(location, PutPayload::from(kept), opts)
                     .await
             }
+        }?;
+        if let Some((trigger, object)) = &self.config.create_after
+            && location.as_ref().contains(trigger.as_str())
+        {
+            let object = Path::from(object.as_str());
+            self.inner
+                .put_opts(&object, PutPayload::new(), PutOptions::default())
+                .await?;
         }
+        Ok(result)
     }
 
     async fn put_multipart_opts(
@@ -315,6 +335,24 @@ mod tests {
 
         store.set_enabled(false);
         job.complete(&metadata).expect("a retry completes it");
+        assert_eq!(job.latest_complete().expect("latest"), Some(metadata));
+    }
+
+    #[test]
+    fn a_run_that_starts_while_a_checkpoint_completes_fences_the_old_one_off() {
+        // The new run claims attempt 2 right after attempt 1's `_metadata` is written, so the
+        // check before the write saw nothing; the check after it must.
+        let config = FaultConfig::new(5).creating_after("chk-1/_metadata", "job/attempts/2");
+        let (_store, storage) = faulty(config);
+        let job = JobCheckpoints::new(&storage, "job");
+        let attempt = job.claim_attempt().expect("claim");
+        let metadata = sample(1, attempt, &[]);
+        let err = job.complete(&metadata).expect_err("fenced after the write");
+        match &err {
+            Error::Fenced { attempt, newer, .. } => assert_eq!((*attempt, *newer), (1, 2)),
+            other => panic!("expected Fenced, got {other:?}"),
+        }
+        // The checkpoint is complete on storage: the new run may restore from it.
         assert_eq!(job.latest_complete().expect("latest"), Some(metadata));
     }
 

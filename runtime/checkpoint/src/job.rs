@@ -8,8 +8,12 @@
 //!
 //! Attempts fence old runs: a run claims the next attempt number at start, and completing a
 //! checkpoint is refused once a newer attempt exists, so a zombie of an earlier run cannot
-//! complete checkpoints behind the new run's back. (The check and the create-only write are two
-//! requests; a run that starts between them sees the checkpoint as complete, which is safe.)
+//! complete checkpoints behind the new run's back. The check and the create-only write are two
+//! requests, so a run can start between them; the attempts are checked again after the write,
+//! and completing then fails as fenced too. The checkpoint is complete on storage (the new run
+//! may or may not have seen it when it chose what to restore), but the old run, told it is
+//! fenced, neither publishes its sinks' output nor deletes old checkpoints: the new run
+//! publishes that output if it restores from this checkpoint, and redoes it otherwise.
 //! Retention is in `retention.rs`.
 
 use bytes::Bytes;
@@ -113,7 +117,9 @@ impl JobCheckpoints {
 
     /// Completes a checkpoint: writes `chk-<id>/_metadata` create-only and verified, last.
     ///
-    /// Refused with [`Error::Fenced`] if a newer attempt than `metadata.attempt` exists, with
+    /// Refused with [`Error::Fenced`] if a newer attempt than `metadata.attempt` exists before
+    /// or right after the write (then the checkpoint is complete, but the caller must act as
+    /// fenced off: see the module documentation), with
     /// [`Error::AlreadyExists`] if another writer completed that id. If the written
     /// `_metadata` does not verify, it is removed again (it was this call's own, and unreadable)
     /// and [`Error::Verify`] returned: the checkpoint did not complete.
@@ -138,7 +144,14 @@ impl JobCheckpoints {
             .storage
             .put_create_only(&path, Bytes::from(metadata.to_json()))
         {
-            Ok(true) => Ok(()),
+            Ok(true) => match self.newer_attempt(metadata.attempt)? {
+                Some(newer) => Err(Error::Fenced {
+                    uri: self.storage.uri().to_owned(),
+                    attempt: metadata.attempt,
+                    newer,
+                }),
+                None => Ok(()),
+            },
             Ok(false) => Err(Error::AlreadyExists {
                 uri: self.storage.uri_of(&path),
             }),

@@ -523,7 +523,12 @@ impl Coordinator {
                         "no checkpoint directory is configured",
                     ))
                 })?;
-                job.complete(metadata).map_err(|e| failed(e.into()))?;
+                // Fenced before or right after the write: stop without publishing anything
+                // (a newer attempt runs, and publishes it if it restores from this one).
+                job.complete(metadata).map_err(|e| match e {
+                    weir_checkpoint::Error::Fenced { .. } => Fenced(e.into()),
+                    e => failed(e.into()),
+                })?;
             }
             CheckpointKind::Savepoint => {
                 let root = root.ok_or_else(|| {
