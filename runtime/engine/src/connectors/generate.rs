@@ -31,6 +31,8 @@ pub struct Throttle {
     bucket: f64,
     start: Option<Instant>,
     granted: u64,
+    /// The most units that may accrue unused (see [`Throttle::bursting_at_most`]).
+    max_stored: Option<f64>,
 }
 
 impl Throttle {
@@ -42,7 +44,16 @@ impl Throttle {
             bucket: (per_second * BUCKET.as_secs_f64()).max(1.0),
             start: None,
             granted: 0,
+            max_stored: None,
         })
+    }
+
+    /// Let at most `burst` worth of the rate accrue while the caller does not acquire (it was
+    /// back-pressured or paused): afterwards it goes on at the rate instead of catching up on
+    /// everything it missed at once. Flink's datagen rate limiter (Guava's) stores one second.
+    pub fn bursting_at_most(mut self, burst: Duration) -> Self {
+        self.max_stored = Some((self.per_second * burst.as_secs_f64()).max(self.bucket));
+        self
     }
 
     /// How many units the caller may produce now, at most `max`. Sleeps briefly (up to
@@ -55,6 +66,13 @@ impl Throttle {
         // The first bucket is available at once; then the rate accrues.
         let accrued = |elapsed: Duration| self.per_second * elapsed.as_secs_f64() + self.bucket;
         let mut available = accrued(start.elapsed()) - self.granted as f64;
+        if let Some(max) = self.max_stored
+            && available > max
+        {
+            // Forfeit what accrued beyond the burst.
+            self.granted += (available - max) as u64;
+            available = accrued(start.elapsed()) - self.granted as f64;
+        }
         let wanted = self.bucket.min(max as f64);
         if available < wanted {
             let wait = Duration::from_secs_f64((wanted - available) / self.per_second);
@@ -252,6 +270,21 @@ mod tests {
         assert!((500..=900).contains(&total), "granted {total}");
         assert!(Throttle::new(0.0).is_none());
         assert!(Throttle::new(-1.0).is_none());
+    }
+
+    #[test]
+    fn a_throttle_with_a_burst_limit_does_not_catch_up_after_a_pause() {
+        let mut capped = Throttle::new(1_000.0)
+            .expect("positive rate")
+            .bursting_at_most(Duration::from_millis(200));
+        let mut free = Throttle::new(1_000.0).expect("positive rate");
+        assert!(capped.acquire(1) > 0 && free.acquire(1) > 0);
+        std::thread::sleep(Duration::from_millis(600));
+        // 600 ms at 1000/s accrued; the capped one keeps 200 of it (plus a little time).
+        let capped = capped.acquire(100_000);
+        let free = free.acquire(100_000);
+        assert!((150..=350).contains(&capped), "capped granted {capped}");
+        assert!(free >= 550, "uncapped granted {free}");
     }
 
     #[test]

@@ -709,7 +709,7 @@ fn source_subtasks_on_two_workers_stay_within_their_alignment_drift() {
     let job = JobDir::new(1_000);
     let out = job.path().join("out");
     // Small batches: a source looks at its group between batches, and a throttled one
-    // paused for a while may otherwise catch up in one large batch.
+    // paused for a while has up to a second's rows stored up (40 s of event time here).
     let sql = format!(
         "SET 'weir.batch-size' = '20';
         CREATE TABLE src (

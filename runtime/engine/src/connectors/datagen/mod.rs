@@ -4,7 +4,8 @@
 //! Options (Flink's names and defaults):
 //! - `rows-per-second` (default 10000): the rate of the whole table, split evenly over the
 //!   parallel subtasks. **Weir extension:** a value of 0 or below means unthrottled (Flink has no
-//!   such setting), which benchmarks use.
+//!   such setting), which benchmarks use. As in Flink, a subtask held back (back-pressure,
+//!   watermark alignment) stores up at most a second's rows, then goes on at the rate.
 //! - `number-of-rows`: the total number of rows (divided over the subtasks, the remainder going
 //!   to the first ones); absent means unbounded unless a sequence field bounds the source.
 //! - `fields.#.kind`: `random` (default) or `sequence`.

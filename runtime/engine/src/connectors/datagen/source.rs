@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::{ArrayRef, ArrowPrimitiveType, BooleanArray, Date32Array, PrimitiveArray};
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
@@ -163,7 +163,10 @@ impl DatagenSource {
             schema: Arc::clone(&ctx.schema),
             splits,
             batch_size: ctx.batch_size.max(1) as u64,
-            throttle: Throttle::new(spec.rows_per_second as f64 / parallelism as f64),
+            // As Flink's datagen (a Guava rate limiter): after back-pressure or an alignment
+            // pause it goes on at the rate, with at most a second's rows stored up.
+            throttle: Throttle::new(spec.rows_per_second as f64 / parallelism as f64)
+                .map(|t| t.bursting_at_most(Duration::from_secs(1))),
         })
     }
 }
