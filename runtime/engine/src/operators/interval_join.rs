@@ -31,15 +31,20 @@
 //! the input watermark; `MAX_WATERMARK` passes unchanged. With `lower > upper` nothing can match:
 //! every row is ignored and watermarks pass undelayed, as in Flink's negative-window plan.
 //!
-//! Inputs must be insert-only. The caches and timers live in memory and are written through to
-//! the state backend; a checkpoint flushes them first, so the backend then holds all keyed state
-//! and a restore rebuilds the caches from it (layout and restore rules in [`state`]).
+//! Inputs must be insert-only. The caches and timers live in memory; the state backend only
+//! serves checkpoints. A checkpoint writes the rows cached since the last one and still cached,
+//! and the deletions of written rows that expired since, so a row that expires between two
+//! checkpoints never reaches the backend and a job without checkpoints writes no rows. Timer
+//! changes (one entry per key and side) go to the backend whenever enough have gathered, so
+//! they take bounded memory without checkpoints. At a checkpoint the backend thus holds all
+//! keyed state, and a restore rebuilds the caches from it (layout and restore rules in
+//! [`state`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use weir_state::{StateBackend, StateId};
+use weir_state::{StateBackend, StateId, WriteOp};
 
 use crate::dataflow::key_group::KeyGroup;
 use crate::dataflow::message::{MAX_WATERMARK, Timestamp};
@@ -65,6 +70,9 @@ struct KeyCache {
     /// The pending cleanup timer of each side's cache (Flink's `rightTimerState` cleans the left
     /// cache and `leftTimerState` the right one).
     cleanup: [Option<Timestamp>; 2],
+    /// Per side, the sequence number of the newest row cached (0: none): a checkpoint only
+    /// looks through a side that got rows since the last one.
+    newest_seq: [u64; 2],
 }
 
 impl KeyCache {
@@ -73,13 +81,10 @@ impl KeyCache {
     }
 }
 
-/// A cached row not yet written to the backend.
-struct Unflushed {
-    side: usize,
-    key: Box<[u8]>,
-    time: Timestamp,
-    seq: u64,
-}
+/// Timer changes gathered before they go to the backend between checkpoints.
+const TIMER_WRITES_THRESHOLD: usize = 16 * 1024;
+/// New rows a checkpoint writes per backend batch.
+const ROW_WRITE_CHUNK: usize = 16 * 1024;
 
 pub struct IntervalJoin {
     core: JoinCore,
@@ -105,9 +110,9 @@ pub struct IntervalJoin {
     /// After a restore it starts above every restored row's, so new rows never collide with
     /// restored ones (a key's rows all come from the one old subtask that owned its key group).
     next_seq: u64,
-    /// Rows with a smaller sequence number were written at the last flush (if still cached).
+    /// Rows with a smaller sequence number were written at the last checkpoint (if still
+    /// cached).
     flushed_seq: u64,
-    unflushed: Vec<Unflushed>,
 }
 
 impl IntervalJoin {
@@ -159,7 +164,6 @@ impl IntervalJoin {
             pending: PendingWrites::new(state_id),
             next_seq: 0,
             flushed_seq: 0,
-            unflushed: Vec::new(),
         })
     }
 
@@ -246,17 +250,13 @@ impl IntervalJoin {
                         key_group: keys.groups[i],
                         rows: [Cache::new(), Cache::new()],
                         cleanup: [None, None],
+                        newest_seq: [0, 0],
                     }),
                 };
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 cache.rows[side].insert((t, seq), rows.row(i).data().into());
-                self.unflushed.push(Unflushed {
-                    side,
-                    key: key.into(),
-                    time: t,
-                    seq,
-                });
+                cache.newest_seq[side] = seq;
                 if cache.cleanup[side].is_none() {
                     let timer = row_time_cleanup(t, self.relative[side], self.min_cleanup_interval);
                     cache.cleanup[side] = Some(timer);
@@ -350,15 +350,39 @@ impl IntervalJoin {
         }
     }
 
-    /// Write rows cached since the last flush (and still cached), and the deletions of expired
-    /// rows that had been written.
+    /// For a checkpoint: write the rows cached since the last one (and still cached), and
+    /// the deletions and timer changes gathered since.
     fn flush(&mut self) -> Result<()> {
-        for u in self.unflushed.drain(..) {
-            if let Some(cache) = self.keys.get(&u.key)
-                && let Some(row) = cache.rows[u.side].get(&(u.time, u.seq))
-            {
-                let state_key = row_state_key(u.side, &u.key, u.time, u.seq);
-                self.pending.put(cache.key_group, state_key, row.to_vec());
+        if self.next_seq > self.flushed_seq {
+            // New rows have keys of their own (their sequence numbers are new), so they go
+            // straight to the backend in chunks rather than through `pending`: a checkpoint
+            // then holds at most a chunk of copies in memory.
+            let mut chunk = Vec::with_capacity(ROW_WRITE_CHUNK);
+            for (key, cache) in self.keys.iter() {
+                for side in [LEFT, RIGHT] {
+                    if cache.rows[side].is_empty() || cache.newest_seq[side] < self.flushed_seq {
+                        continue;
+                    }
+                    for ((time, seq), row) in &cache.rows[side] {
+                        if *seq < self.flushed_seq {
+                            continue;
+                        }
+                        chunk.push(WriteOp::Put {
+                            state: self.state_id,
+                            key_group: cache.key_group,
+                            key: row_state_key(side, key, *time, *seq),
+                            value: row.to_vec(),
+                        });
+                        if chunk.len() == ROW_WRITE_CHUNK {
+                            let full =
+                                std::mem::replace(&mut chunk, Vec::with_capacity(ROW_WRITE_CHUNK));
+                            self.backend.write_batch(full)?;
+                        }
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                self.backend.write_batch(chunk)?;
             }
         }
         self.flushed_seq = self.next_seq;
@@ -374,7 +398,9 @@ impl IntervalJoin {
                 self.on_timer(time, key);
             }
         }
-        self.flush()?;
+        if self.pending.len() > TIMER_WRITES_THRESHOLD {
+            self.pending.flush(self.backend.as_mut())?;
+        }
         out.watermark(if watermark == MAX_WATERMARK {
             MAX_WATERMARK
         } else {
@@ -399,6 +425,7 @@ impl IntervalJoin {
                     key_group,
                     rows: [Cache::new(), Cache::new()],
                     cleanup: [None, None],
+                    newest_seq: [0, 0],
                 }),
             };
             match stored {
@@ -470,10 +497,6 @@ impl Operator for IntervalJoin {
 
     fn process_watermark(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {
         self.advance(watermark, out).map_err(|e| self.core.tag(e))
-    }
-
-    fn finish(&mut self, _out: &mut Output) -> Result<()> {
-        self.flush().map_err(|e| self.core.tag(e))
     }
 
     fn snapshot(&mut self, ctx: &SnapshotContext) -> Result<Option<OperatorSnapshot>> {

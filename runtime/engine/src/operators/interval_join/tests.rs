@@ -131,28 +131,42 @@ fn interval_join_drops_and_counts_rows_that_can_no_longer_match() {
 }
 
 #[test]
-fn interval_join_frees_state_once_the_watermark_passes_and_deletes_it_from_the_backend() {
+fn interval_join_writes_cached_rows_at_checkpoints_only_and_deletes_them_once_expired() {
     let mut op = join(0, 1_000, false);
     let mut out = Output::default();
+    let stored = |op: &IntervalJoin| {
+        let stored = op.backend.scan_state(StateId(3)).unwrap();
+        let rows = stored.iter().filter(|(_, key, _)| key[0] < 2).count();
+        (rows, stored.len() - rows)
+    };
     let left: Vec<Row> = (0..10).map(|i| (Some(i), "a", BASE + i * 10)).collect();
     let right: Vec<Row> = (0..10)
         .map(|i| (Some(i), "b", BASE + 500 + i * 10))
         .collect();
     op.process_batch(0, batch(&left, None), &mut out).unwrap();
     op.process_watermark(BASE, &mut out).unwrap();
-    // Ten rows and each key's cleanup timer of the left side.
-    let stored = op.backend.scan_state(StateId(3)).unwrap();
-    let rows = stored.iter().filter(|(_, key, _)| key[0] < 2).count();
-    assert_eq!((rows, stored.len() - rows), (10, 10));
+    // Watermarks write no rows: a row that expires before the next checkpoint never reaches
+    // the backend (and the few timer changes wait too).
+    assert_eq!(stored(&op), (0, 0));
+    // A checkpoint writes the ten rows and each key's cleanup timer of the left side.
+    checkpoint(&mut op, 1);
+    assert_eq!(stored(&op), (10, 10));
     op.process_batch(1, batch(&right, None), &mut out).unwrap();
     assert_eq!(drain(&mut out).0.len(), 10);
     assert_eq!(op.buffered_rows(), 20);
+    // The next one writes only what came since: the right rows and their timers.
+    checkpoint(&mut op, 2);
+    assert_eq!(stored(&op), (20, 20));
+    checkpoint(&mut op, 3);
+    assert_eq!(stored(&op), (20, 20));
 
     // Left rows can match right rows up to l.t + 1000; right rows left rows from r.t - 1000.
     // The cleanup timers fire at t + relative + (upper - lower) / 2 + 1.
     op.process_watermark(BASE + 1_700, &mut out).unwrap();
     assert_eq!(op.buffered_rows(), 0, "both sides expired");
     assert!(op.keys.is_empty() && op.timers.is_empty());
+    // The deletions go at the next checkpoint.
+    checkpoint(&mut op, 4);
     assert!(op.backend.scan_state(StateId(3)).unwrap().is_empty());
 }
 
