@@ -543,6 +543,12 @@ impl Worker {
         tracing::info!(attempt, tasks = deploy.tasks.len(), "tasks running");
         // Aligned sources here: their watermarks go to the coordinator every update interval.
         let update_interval = alignment.as_ref().and_then(|a| a.update_interval());
+        let report_watermarks = || {
+            if let Some(alignment) = &alignment {
+                let report = watermark_report(attempt, alignment);
+                self.send(worker_message::Kind::Watermarks(report));
+            }
+        };
         let mut next_report = Instant::now();
         while !running.is_finished() {
             if cancel.load(Ordering::SeqCst) {
@@ -552,11 +558,9 @@ impl Worker {
                 cancel.store(true, Ordering::SeqCst);
             }
             let mut pause = Duration::from_millis(20);
-            if let (Some(alignment), Some(interval)) = (&alignment, update_interval) {
+            if let Some(interval) = update_interval {
                 if Instant::now() >= next_report {
-                    self.send(worker_message::Kind::Watermarks(watermark_report(
-                        attempt, alignment,
-                    )));
+                    report_watermarks();
                     next_report = Instant::now() + interval;
                 }
                 pause = pause.min(next_report.saturating_duration_since(Instant::now()));
@@ -564,10 +568,8 @@ impl Worker {
             std::thread::sleep(pause);
         }
         // The sources here ended: the others must not wait on their last report.
-        if let (Some(alignment), Some(_)) = (&alignment, update_interval) {
-            self.send(worker_message::Kind::Watermarks(watermark_report(
-                attempt, alignment,
-            )));
+        if update_interval.is_some() {
+            report_watermarks();
         }
         let result = running.wait();
         // The upload threads are done; their last acknowledgements must reach the

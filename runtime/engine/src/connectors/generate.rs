@@ -71,7 +71,7 @@ impl Throttle {
         {
             // Forfeit what accrued beyond the burst.
             self.granted += (available - max) as u64;
-            available = accrued(start.elapsed()) - self.granted as f64;
+            available = max;
         }
         let wanted = self.bucket.min(max as f64);
         if available < wanted {

@@ -252,13 +252,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_subtask_holds_its_group_from_the_start_until_it_leaves() {
-        let spec = AlignmentSpec {
+    fn spec(update_interval: Duration) -> AlignmentSpec {
+        AlignmentSpec {
             group: "g".into(),
             max_drift: 10,
-            update_interval: Duration::from_secs(1),
-        };
+            update_interval,
+        }
+    }
+
+    #[test]
+    fn every_subtask_holds_its_group_from_the_start_until_it_leaves() {
+        let spec = spec(Duration::from_secs(1));
         let a = WatermarkAlignment::default();
         a.register(&spec, subtask("s", 0));
         a.register(&spec, subtask("s", 1));
@@ -279,11 +283,7 @@ mod tests {
 
     #[test]
     fn subtasks_elsewhere_hold_the_group_until_all_of_them_reported() {
-        let spec = AlignmentSpec {
-            group: "g".into(),
-            max_drift: 10,
-            update_interval: Duration::from_millis(50),
-        };
+        let spec = spec(Duration::from_millis(50));
         let a = WatermarkAlignment::default();
         a.register(&spec, subtask("s", 0));
         a.expect_remote("g", 2);

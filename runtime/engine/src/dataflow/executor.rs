@@ -185,14 +185,17 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
     for (ci, chain) in chains.iter().enumerate() {
         let head = &graph.nodes[chain[0]];
         let tail = &graph.nodes[*chain.last().unwrap_or(&chain[0])];
+        // The chain's watermark alignment, read once for all its subtasks.
+        let aligned = match &head.kind {
+            NodeKind::Source { table } => AlignmentSpec::of_table(table)?,
+            _ => None,
+        };
         for subtask in 0..head.parallelism {
             let index = task_base[ci] + subtask;
             if !is_local(ci, subtask) {
                 // An aligned source elsewhere: the group here waits for it too.
-                if let NodeKind::Source { table } = &head.kind
-                    && let Some(spec) = AlignmentSpec::of_table(table)?
-                {
-                    *remote_members.entry(spec.group).or_default() += 1;
+                if let Some(spec) = &aligned {
+                    *remote_members.entry(spec.group.clone()).or_default() += 1;
                 }
                 triggers.push(None);
                 continue;
@@ -319,15 +322,15 @@ pub fn execute(graph: &JobGraph, config: &ExecutionConfig) -> Result<RunningJob>
                         trigger = Some(tx);
                         rx
                     });
-                    let alignment = AlignmentSpec::of_table(table)?.map(|spec| {
+                    let alignment = aligned.as_ref().map(|spec| {
                         let source = SourceSubtask {
                             uid: head.uid.clone(),
                             subtask,
                         };
-                        alignment.register(&spec, source.clone());
+                        alignment.register(spec, source.clone());
                         SourceAlignment {
                             groups: alignment.clone(),
-                            group: spec.group,
+                            group: spec.group.clone(),
                             max_drift: spec.max_drift,
                             subtask: source,
                         }
